@@ -1,0 +1,25 @@
+//! Wire types shared by both sides of every hop, defined once.
+//!
+//! - [`envelope`]: the `{"error", "message", "data"?}` body every HTTP endpoint answers with.
+//! - [`handle`]: the broker's `POST /handle` request, a tagged enum of actions.
+//! - [`auth`]: credentials, users and registration for the authentication service.
+//! - [`log`]: log entries, the logger's `#[tarpc::service]` trait and its error type.
+//! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
+//! - [`mail`]: the mailer's `POST /send` body.
+//! - [`validate`]: limits and checks both the broker and the services apply, so that an
+//!   invalid request is refused at the edge and again, identically, by the service.
+//!
+//! Types that travel over tarpc use bincode, a format that is not self-describing: they must
+//! not skip fields when serialising (no `skip_serializing_if`) and must not be internally tagged.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod envelope;
+pub mod event;
+pub mod handle;
+pub mod log;
+pub mod mail;
+pub mod validate;
+
+pub use envelope::Envelope;
+pub use validate::ValidationError;

@@ -1,0 +1,27 @@
+//! Service plumbing shared by every service, written once.
+//!
+//! - [`settings`]: typed settings read once from an [`settings::Env`] (the process environment in
+//!   `main`, a literal map in tests; nobody calls `set_var`).
+//! - [`telemetry`]: JSON logs through `tracing` (pretty with `LOG_FORMAT=pretty`).
+//! - [`http`]: the envelope renderer for errors, the JSON extractor limits, the 404 fallback.
+//! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
+//! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
+//!   health routes and graceful shutdown on SIGTERM/SIGINT.
+//! - [`retry`]: exponential, capped, logged retries with `backon`.
+//! - [`shutdown`]: a future that completes on SIGTERM or Ctrl-C, for non-HTTP loops.
+//! - `testing` (feature): per-test databases, unique names, the SMTP catcher's API.
+#![forbid(unsafe_code)]
+
+pub mod health;
+pub mod http;
+pub mod retry;
+pub mod server;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use health::Readiness;
+pub use settings::{Env, HttpSettings, SettingsError};
