@@ -4,6 +4,8 @@
 #   project/infra.sh [up]   install what is missing, start what is not running (idempotent)
 #   project/infra.sh status one line per component
 #   project/infra.sh stop   stop only what this script started (mongo wire server, maildev)
+#   project/infra.sh tools  install the deployment/bench tools (idempotent): docker-compose and
+#                           wrk (apt), kubernetes-validate (PyPI, into <repo>/.local/venv)
 #
 # Components and ports (all on 127.0.0.1):
 #   PostgreSQL 5432  (system apt package, started with pg_ctlcluster; db "users",
@@ -36,6 +38,7 @@ SMTP_PORT=1025
 MAILDEV_WEB_PORT=8025
 
 SECANTUS_VERSION=0.7.0b3
+KUBERNETES_VALIDATE_VERSION=1.37.0
 MAILDEV_VERSION=2.2.1
 PG_PASSWORD=password
 PG_DB=users
@@ -384,6 +387,52 @@ up_chromium() {
   log "chromium: installed"
 }
 
+# --- deployment / benchmark tools ----------------------------------------------
+
+ensure_venv() {
+  if [ ! -x "$VENV_DIR/bin/python" ]; then
+    log "creating venv $VENV_DIR"
+    mkdir -p "$LOG_DIR"
+    if ! "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1; then
+      rm -rf "$VENV_DIR"
+      apt_install python3-venv
+      "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1 ||
+        { tail -n 20 "$LOG_DIR/pip.log" >&2; die "cannot create venv $VENV_DIR"; }
+    fi
+  fi
+}
+
+kubernetes_validate_installed() {
+  [ -x "$VENV_DIR/bin/kubernetes-validate" ] &&
+    "$VENV_DIR/bin/python" - "$KUBERNETES_VALIDATE_VERSION" <<'EOF' >/dev/null 2>&1
+import sys, importlib.metadata as m
+sys.exit(0 if m.version("kubernetes-validate") == sys.argv[1] else 1)
+EOF
+}
+
+cmd_tools() {
+  with_lock
+  local missing=()
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+  log "docker-compose: $(docker-compose version --short 2>/dev/null || echo '?') at $(command -v docker-compose)"
+  log "wrk: $(command -v wrk)"
+  if kubernetes_validate_installed; then
+    log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: present in $VENV_DIR"
+  else
+    ensure_venv
+    log "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION (log: $LOG_DIR/pip.log)"
+    "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >>"$LOG_DIR/pip.log" 2>&1 ||
+      { tail -n 30 "$LOG_DIR/pip.log" >&2; die "pip install kubernetes-validate failed"; }
+    kubernetes_validate_installed || die "kubernetes-validate not usable after install"
+    log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: installed in $VENV_DIR"
+  fi
+}
+
 # --- subcommands -------------------------------------------------------------
 
 with_lock() {
@@ -448,6 +497,7 @@ case "${1:-up}" in
   up) cmd_up ;;
   status) cmd_status ;;
   stop) cmd_stop ;;
-  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown subcommand '$1' (use: up | status | stop)" ;;
+  tools) cmd_tools ;;
+  -h|--help|help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown subcommand '$1' (use: up | status | stop | tools)" ;;
 esac
