@@ -7,6 +7,7 @@
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
 //! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
 //!   health routes and graceful shutdown on SIGTERM/SIGINT.
+//! - [`logger_client`]: the shared, lazily connecting, self-reconnecting logger RPC client.
 //! - [`retry`]: exponential, capped, logged retries with `backon`.
 //! - [`shutdown`]: a future that completes on SIGTERM or Ctrl-C, for non-HTTP loops.
 //! - `testing` (feature): per-test databases, unique names, the SMTP catcher's API.
@@ -14,6 +15,7 @@
 
 pub mod health;
 pub mod http;
+pub mod logger_client;
 pub mod retry;
 pub mod server;
 pub mod settings;
