@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of the project on this machine, installing and starting what is missing:
+#   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher, Chromium)
+#      and the check tools (docker-compose, kubernetes-validate);
+#   2. formatting and lints;
+#   3. every crate's unit and integration tests against the real servers;
+#   4. the release build, exactly as the Dockerfile builds each service;
+#   5. the whole stack started from those binaries, then the end-to-end, browser and deployment tests.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n\033[1m[test] %s\033[0m\n' "$*"; }
+
+step "infrastructure"
+bash project/infra.sh up
+bash project/infra.sh tools
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+cargo nextest run --workspace --exclude project --locked --no-fail-fast
+
+step "release build (the Dockerfile's cargo command, per service)"
+bash project/deploy-check.sh build
+
+step "end-to-end, browser and deployment tests against the running stack"
+trap 'bash project/stack.sh stop' EXIT
+bash project/stack.sh up --detach
+cargo nextest run -p project --locked --no-fail-fast
