@@ -8,6 +8,7 @@ use crate::validate::{self, ValidationError};
 
 /// `{"email", "password"}`: the body of `POST /authenticate` and of the `auth` action.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
     pub email: String,
     pub password: String,
@@ -39,6 +40,7 @@ impl fmt::Debug for Credentials {
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: i32,
     pub email: String,

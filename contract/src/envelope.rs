@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `{"error": bool, "message": string, "data"?: any}`, as in the Go original.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope<T = serde_json::Value> {
     /// True when the request failed; the status code says how.
     pub error: bool,

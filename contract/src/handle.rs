@@ -11,6 +11,7 @@ use crate::validate::ValidationError;
 /// Every action the broker handles. Dispatch is an exhaustive `match`, so a new action
 /// cannot be forgotten.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum HandleRequest {
     /// Check credentials with the authentication service (REST).
@@ -30,6 +31,7 @@ pub enum HandleRequest {
 
 /// The optional payload of the `logs` action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsQuery {
     #[serde(default)]
     pub limit: Option<u32>,

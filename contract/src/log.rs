@@ -16,6 +16,7 @@ pub const MAX_BATCH: usize = 1_000;
 
 /// Severity; also the last part of an event's routing key (`log.INFO`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     #[default]
@@ -47,6 +48,7 @@ impl std::fmt::Display for Level {
 
 /// `{"name", "data", "level"?}`: the payload of the `log` and `event` actions and of `POST /log`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogPayload {
     pub name: String,
     pub data: String,
@@ -90,6 +92,7 @@ impl LogEntry {
 
 /// A stored entry, newest first in listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEntry {
     /// The MongoDB ObjectId, as 24 hex digits.
     pub id: String,

@@ -7,6 +7,7 @@ use crate::validate::{self, ValidationError};
 /// `{"from"?, "to", "subject", "message"}`. An empty or missing `from` means the mailer's
 /// `FROM_ADDRESS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailPayload {
     #[serde(default)]
     pub from: Option<String>,
