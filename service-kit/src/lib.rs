@@ -7,12 +7,14 @@
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
 //! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
 //!   health routes and graceful shutdown on SIGTERM/SIGINT.
+//! - [`amqp`]: the event topology (exchange, shared queue, dead letters) and the confirming publisher.
 //! - [`logger_client`]: the shared, lazily connecting, self-reconnecting logger RPC client.
 //! - [`retry`]: exponential, capped, logged retries with `backon`.
 //! - [`shutdown`]: a future that completes on SIGTERM or Ctrl-C, for non-HTTP loops.
 //! - `testing` (feature): per-test databases, unique names, the SMTP catcher's API.
 #![forbid(unsafe_code)]
 
+pub mod amqp;
 pub mod health;
 pub mod http;
 pub mod logger_client;

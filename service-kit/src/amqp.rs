@@ -1,0 +1,367 @@
+//! RabbitMQ, written once: the event topology both sides declare, and the confirming publisher
+//! the broker uses. The consumer lives in `listener/`.
+//!
+//! Topology: a durable topic exchange (`logs_topic`), ONE durable named queue (`logs`) bound to
+//! `log.*` that every listener replica consumes from (so replicas compete for events instead of
+//! each storing a copy), and a dead-letter exchange (`<exchange>.dlx`, fanout) with its durable
+//! queue (`<queue>.dead`) where rejected messages wait for a human. Declaring is idempotent, so
+//! every process that needs the topology declares all of it.
+//!
+//! Publisher: connections come from a `deadpool-lapin` pool and confirm-mode channels from a
+//! second pool on top of it. A publish borrows a channel only to send, then waits for the
+//! broker's confirm with the channel already back in the pool, so concurrent publishes pipeline
+//! on few channels. A channel or connection that broke is discarded when it is next taken from
+//! its pool (and at once by the publish that saw the failure); the next publish reconnects.
+
+use std::time::Duration;
+
+use contract::event::{BINDING_KEY, CONTENT_TYPE, LogEvent};
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties, ExchangeKind};
+
+/// `delivery_mode` of a message RabbitMQ writes to disk (survives a broker restart).
+pub const PERSISTENT: u8 = 2;
+/// Channels the publisher keeps open; a publish holds one only while sending.
+pub const PUBLISH_CHANNELS: usize = 8;
+
+/// Where events go and where the ones that cannot be stored end up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The durable topic exchange events are published to.
+    pub exchange: String,
+    /// The durable queue, bound to `log.*`, that listener replicas share.
+    pub queue: String,
+    /// Where the queue sends rejected messages (fanout: the routing key is kept, not used).
+    pub dead_letter_exchange: String,
+    /// The durable queue behind the dead-letter exchange.
+    pub dead_letter_queue: String,
+}
+
+impl Topology {
+    /// The topology of `exchange` and `queue`; the dead-letter names are derived from them.
+    pub fn new(exchange: &str, queue: &str) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            queue: queue.to_owned(),
+            dead_letter_exchange: format!("{exchange}.dlx"),
+            dead_letter_queue: format!("{queue}.dead"),
+        }
+    }
+
+    /// Declares the exchange only: enough to publish.
+    pub async fn declare_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        declare_exchange(channel, &self.exchange).await
+    }
+
+    /// Declares everything (idempotent): exchanges, queues, bindings, the dead-letter route.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable_exchange = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        let durable_queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        self.declare_exchange(channel).await?;
+        channel
+            .exchange_declare(
+                self.dead_letter_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        channel.queue_declare(self.dead_letter_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                self.dead_letter_queue.as_str().into(),
+                self.dead_letter_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
+        );
+        channel.queue_declare(self.queue.as_str().into(), durable_queue, arguments).await?;
+        channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                BINDING_KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes everything [`declare`](Self::declare) made, messages included: for tests that
+    /// leave nothing behind on a shared broker.
+    pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        for queue in [&self.queue, &self.dead_letter_queue] {
+            channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+        }
+        for exchange in [&self.exchange, &self.dead_letter_exchange] {
+            channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel.exchange_declare(exchange.into(), ExchangeKind::Topic, options, FieldTable::default()).await
+}
+
+/// Connection properties with a name, shown by `rabbitmqctl list_connections name client_properties`
+/// and the management UI, so that an operator (or a test) can tell connections apart.
+pub fn connection_properties(connection_name: &str) -> ConnectionProperties {
+    ConnectionProperties::default().with_connection_name(connection_name.into())
+}
+
+/// True when `error` means the connection (or the channel under it) is gone, rather than the
+/// broker refusing one operation.
+pub fn is_connection_error(error: &lapin::Error) -> bool {
+    use lapin::ErrorKind;
+    match error.kind() {
+        ErrorKind::IOError(_)
+        | ErrorKind::RuntimeShutdownError(_)
+        | ErrorKind::InvalidConnectionState(_)
+        | ErrorKind::InvalidChannelState(..)
+        | ErrorKind::InvalidChannel(_)
+        | ErrorKind::MissingHeartbeatError => true,
+        _ => error.is_amqp_hard_error(),
+    }
+}
+
+/// Why a publish did not get the broker's confirm.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No connection to RabbitMQ, or it broke during the publish.
+    #[error("RabbitMQ unreachable: {0}")]
+    Unreachable(String),
+    /// No confirm within the publisher's timeout (connecting included).
+    #[error("RabbitMQ did not confirm within {0:?}")]
+    Timeout(Duration),
+    /// The broker refused the message (basic.nack): it was not stored.
+    #[error("RabbitMQ refused the message (nack)")]
+    Nacked,
+    /// Any other AMQP failure: an operation refused, or a message no queue would take.
+    #[error("AMQP error: {0}")]
+    Amqp(String),
+}
+
+impl From<lapin::Error> for PublishError {
+    fn from(error: lapin::Error) -> Self {
+        if is_connection_error(&error) {
+            PublishError::Unreachable(error.to_string())
+        } else {
+            PublishError::Amqp(error.to_string())
+        }
+    }
+}
+
+impl From<managed::PoolError<PublishError>> for PublishError {
+    fn from(error: managed::PoolError<PublishError>) -> Self {
+        match error {
+            managed::PoolError::Backend(error) => error,
+            other => PublishError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// What a new channel declares before it is used.
+#[derive(Debug, Clone)]
+enum Declare {
+    /// The exchange only (publishing to a topic exchange needs nothing else).
+    Exchange(String),
+    /// The whole topology: events published before any listener ever ran are queued, not dropped.
+    Topology(Topology),
+}
+
+/// Makes confirm-mode channels on connections from the `deadpool-lapin` pool.
+struct ChannelManager {
+    connections: deadpool_lapin::Pool,
+    declare: Declare,
+}
+
+impl managed::Manager for ChannelManager {
+    type Type = Channel;
+    type Error = PublishError;
+
+    async fn create(&self) -> Result<Channel, PublishError> {
+        let connection = self.connections.get().await.map_err(|e| PublishError::Unreachable(e.to_string()))?;
+        let channel = connection.create_channel().await?;
+        // The channel keeps the connection open; the pooled connection goes back for the next channel.
+        drop(connection);
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        match &self.declare {
+            Declare::Exchange(exchange) => declare_exchange(&channel, exchange).await?,
+            Declare::Topology(topology) => topology.declare(&channel).await?,
+        }
+        tracing::debug!(channel = channel.id(), "publisher channel open");
+        Ok(channel)
+    }
+
+    async fn recycle(&self, channel: &mut Channel, _: &Metrics) -> RecycleResult<PublishError> {
+        if channel.status().connected() {
+            Ok(())
+        } else {
+            Err(RecycleError::message("the channel is closed"))
+        }
+    }
+}
+
+/// Publishes events with publisher confirms; cheap to clone, connects on first use.
+#[derive(Clone)]
+pub struct EventPublisher {
+    /// Confirm-mode channels over pooled connections.
+    channels: managed::Pool<ChannelManager>,
+    /// The broker, kept to rebuild the pools with another connection name.
+    amqp_url: String,
+    /// What each new channel declares.
+    declare: Declare,
+    /// The exchange events go to.
+    exchange: String,
+    /// Bound on one publish, from taking a channel (and connecting) to the confirm.
+    timeout: Duration,
+    /// Whether an unroutable message is an error (only when the publisher declares the queue).
+    mandatory: bool,
+}
+
+impl std::fmt::Debug for EventPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher").field("exchange", &self.exchange).field("timeout", &self.timeout).finish()
+    }
+}
+
+/// The connection name a publisher uses unless told otherwise.
+pub const DEFAULT_PUBLISHER_NAME: &str = "event-publisher";
+
+impl EventPublisher {
+    /// A publisher to `exchange` (declared durable topic on first use). Nothing connects until
+    /// the first publish. Call it inside a tokio runtime (the connection pool binds to it).
+    pub fn new(amqp_url: &str, exchange: &str, timeout: Duration) -> Result<Self, PublishError> {
+        Self::build(amqp_url, Declare::Exchange(exchange.to_owned()), timeout)
+    }
+
+    /// A publisher that declares the whole `topology` on first use and publishes as mandatory: an
+    /// event is queued even if no listener ever ran, and one that no queue would take (the
+    /// binding was removed) fails with [`PublishError::Amqp`] instead of vanishing.
+    pub fn with_topology(amqp_url: &str, topology: Topology, timeout: Duration) -> Result<Self, PublishError> {
+        Self::build(amqp_url, Declare::Topology(topology), timeout)
+    }
+
+    /// The same publisher under another connection name (default [`DEFAULT_PUBLISHER_NAME`]);
+    /// call it before the first publish.
+    pub fn with_connection_name(self, connection_name: &str) -> Result<Self, PublishError> {
+        let channels = Self::pools(&self.amqp_url, self.declare.clone(), connection_name)?;
+        Ok(Self { channels, ..self })
+    }
+
+    fn build(amqp_url: &str, declare: Declare, timeout: Duration) -> Result<Self, PublishError> {
+        amqp_url.parse::<lapin::uri::AMQPUri>().map_err(|e| PublishError::Amqp(format!("invalid AMQP URL: {e}")))?;
+        let (exchange, mandatory) = match &declare {
+            Declare::Exchange(exchange) => (exchange.clone(), false),
+            Declare::Topology(topology) => (topology.exchange.clone(), true),
+        };
+        let channels = Self::pools(amqp_url, declare.clone(), DEFAULT_PUBLISHER_NAME)?;
+        Ok(Self { channels, amqp_url: amqp_url.to_owned(), declare, exchange, timeout, mandatory })
+    }
+
+    /// A pool of one connection and a pool of channels on it; nothing connects yet.
+    fn pools(
+        amqp_url: &str,
+        declare: Declare,
+        connection_name: &str,
+    ) -> Result<managed::Pool<ChannelManager>, PublishError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PublishError::Amqp("the publisher must be created inside a tokio runtime".into()));
+        }
+        let connection_name = connection_name.to_owned();
+        let connections = deadpool_lapin::Config {
+            url: Some(amqp_url.to_owned()),
+            pool: Some(deadpool_lapin::PoolConfig::new(1)),
+        }
+        .create_pool(move || connection_properties(&connection_name), deadpool_lapin::Runtime::Tokio1)
+        .map_err(|e| PublishError::Amqp(e.to_string()))?;
+        managed::Pool::builder(ChannelManager { connections, declare })
+            .max_size(PUBLISH_CHANNELS)
+            .build()
+            .map_err(|e| PublishError::Amqp(e.to_string()))
+    }
+
+    /// The exchange events go to.
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// Publishes `event` (persistent, JSON, routing key `log.<LEVEL>`) and returns once RabbitMQ
+    /// confirmed it, within the timeout.
+    #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.exchange, event_id = %event.id))]
+    pub async fn publish(&self, event: &LogEvent) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(event).map_err(|e| PublishError::Amqp(format!("cannot encode the event: {e}")))?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_content_type(CONTENT_TYPE.into())
+            .with_message_id(event.id.to_string().into())
+            .with_timestamp(u64::try_from(event.created_at.timestamp()).unwrap_or_default());
+        let routing_key: ShortString = event.routing_key().into();
+        match tokio::time::timeout(self.timeout, self.publish_confirmed(routing_key, &body, properties)).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn publish_confirmed(
+        &self,
+        routing_key: ShortString,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let channel = self.channels.get().await?;
+        let options = BasicPublishOptions { mandatory: self.mandatory, ..BasicPublishOptions::default() };
+        let sent =
+            channel.basic_publish(self.exchange.as_str().into(), routing_key.clone(), options, body, properties).await;
+        let confirm = match sent {
+            Ok(confirm) => confirm,
+            Err(error) => {
+                // A channel that failed a publish is not handed out again.
+                let _ = Object::take(channel);
+                return Err(error.into());
+            }
+        };
+        // The channel goes back to the pool now: other publishes can use it while we wait.
+        drop(channel);
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(PublishError::Amqp(format!(
+                "no queue is bound to {routing_key} on {}: the broker returned the message ({})",
+                self.exchange, returned.reply_text
+            ))),
+            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            Confirmation::NotRequested => Err(PublishError::Amqp("the channel is not in confirm mode".into())),
+        }
+    }
+
+    /// Succeeds when a confirm-mode channel to RabbitMQ is open (connecting if needed).
+    pub async fn ping(&self) -> Result<(), PublishError> {
+        let check = async {
+            let channel = self.channels.get().await?;
+            if channel.status().connected() {
+                Ok(())
+            } else {
+                let _ = Object::take(channel);
+                Err(PublishError::Unreachable("the channel is closed".into()))
+            }
+        };
+        match tokio::time::timeout(self.timeout, check).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Timeout(self.timeout)),
+        }
+    }
+}
