@@ -1,0 +1,105 @@
+//! The plumbing every service shares, exercised through a real server on port 0.
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+use service_kit::server::{HttpService, bind};
+use service_kit::{HttpSettings, Readiness};
+
+#[derive(serde::Deserialize)]
+struct Echo {
+    name: String,
+}
+
+async fn echo(body: web::Json<Echo>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"error": false, "message": body.name}))
+}
+
+async fn spawn(readiness: Readiness, cors: Vec<String>) -> String {
+    let (listener, port) = bind(&HttpSettings::ephemeral()).unwrap();
+    let server = HttpService::new(readiness)
+        .cors(cors)
+        .workers(1)
+        .run(listener, |cfg: &mut web::ServiceConfig| {
+            cfg.route("/echo", web::post().to(echo));
+        })
+        .unwrap();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn body(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON envelope"))
+}
+
+#[tokio::test]
+async fn health_answers_and_ready_reports_each_dependency() {
+    let ready = spawn(Readiness::new().check("db", || async { Ok(()) }), vec![]).await;
+    let (status, envelope) = body(reqwest::get(format!("{ready}/health")).await.unwrap()).await;
+    assert_eq!((status, envelope), (200, json!({"error": false, "message": "ok"})));
+    let (status, envelope) = body(reqwest::get(format!("{ready}/ready")).await.unwrap()).await;
+    assert_eq!((status, envelope), (200, json!({"error": false, "message": "ready", "data": {"db": "ok"}})));
+
+    let not_ready = spawn(
+        Readiness::new().check("db", || async { Ok(()) }).check("smtp", || async { Err("connection refused".into()) }),
+        vec![],
+    )
+    .await;
+    let (status, envelope) = body(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
+    assert_eq!(status, 503);
+    assert_eq!(envelope["data"], json!({"db": "ok", "smtp": "connection refused"}));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_the_right_status_in_the_envelope() {
+    let base = spawn(Readiness::new(), vec![]).await;
+    let client = reqwest::Client::new();
+    let cases: [(&str, &str, Vec<u8>, u16, &str); 5] = [
+        ("malformed JSON", "application/json", b"{nope".to_vec(), 400, "not valid JSON"),
+        ("missing field", "application/json", b"{}".to_vec(), 400, "missing field `name`"),
+        ("wrong type", "application/json", br#"{"name": 1}"#.to_vec(), 400, "invalid type"),
+        ("not JSON content", "text/plain", br#"{"name":"x"}"#.to_vec(), 415, "Content-Type"),
+        ("over 1 MiB", "application/json", vec![b' '; 1024 * 1024 + 1], 413, "larger than"),
+    ];
+    for (why, content_type, payload, expected_status, expected_message) in cases {
+        let response = client
+            .post(format!("{base}/echo"))
+            .header("content-type", content_type)
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
+        let (status, envelope) = body(response).await;
+        assert_eq!(status, expected_status, "{why}");
+        assert_eq!(envelope["error"], true, "{why}");
+        let message = envelope["message"].as_str().unwrap();
+        assert!(message.contains(expected_message), "{why}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_404_envelope() {
+    let base = spawn(Readiness::new(), vec![]).await;
+    let (status, envelope) = body(reqwest::get(format!("{base}/nope")).await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(envelope, json!({"error": true, "message": "no route for GET /nope"}));
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let base = spawn(Readiness::new(), vec!["http://localhost:8081".into()]).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/echo"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("http://localhost:8081").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://localhost:8081");
+    let refused = preflight("http://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
