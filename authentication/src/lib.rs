@@ -1,0 +1,24 @@
+//! The authentication service: users in PostgreSQL, passwords checked with bcrypt.
+//!
+//! - [`settings`]: `PORT`, `DSN`, `BCRYPT_COST` and the pool's limits.
+//! - [`startup`]: [`Application::build`] prepares bcrypt, applies the [`migrations`] (retrying
+//!   while Postgres starts), binds the port and starts the server with `/health` and `/ready`.
+//! - [`routes`]: `POST /authenticate` and `POST /users`, one module each, with an error enum
+//!   per route that picks the status code.
+//! - [`store`]: the `users` table through a `deadpool-postgres` pool with prepared statements;
+//!   every operation is bounded in time, and lost connections are replaced at the next request.
+//! - [`password`]: bcrypt in `spawn_blocking`, and the dummy hash that makes a login for an
+//!   unknown address as slow as one with a wrong password.
+//!
+//! Login events are emitted by the broker, not here.
+#![forbid(unsafe_code)]
+
+pub mod migrations;
+pub mod password;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+pub use settings::{DatabaseSettings, Settings};
+pub use startup::Application;

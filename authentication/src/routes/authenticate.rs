@@ -1,0 +1,97 @@
+//! `POST /authenticate {"email", "password"}`: 202 with the user, or 401 `invalid credentials`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use contract::Envelope;
+use contract::ValidationError;
+use contract::auth::Credentials;
+
+use super::{normalize_email, with_retry_after};
+use crate::password::PasswordHasher;
+use crate::store::{StoreError, UserStore};
+
+#[derive(thiserror::Error)]
+pub enum AuthenticateError {
+    /// The body has the right shape but a field is unusable (empty, too long, not an address).
+    #[error("{0}")]
+    InvalidInput(#[from] ValidationError),
+    /// Unknown address, wrong password or inactive user: one answer for all three, so that a
+    /// caller cannot tell which addresses exist.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("the user database is unavailable, try again shortly")]
+    Unavailable(#[source] StoreError),
+    #[error("authentication failed unexpectedly")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl std::fmt::Debug for AuthenticateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        service_kit::http::error_chain_fmt(self, f)
+    }
+}
+
+impl From<StoreError> for AuthenticateError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => AuthenticateError::Unavailable(error),
+            StoreError::Duplicate | StoreError::Query(_) => AuthenticateError::Unexpected(error.into()),
+        }
+    }
+}
+
+impl ResponseError for AuthenticateError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AuthenticateError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            AuthenticateError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AuthenticateError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthenticateError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        with_retry_after(service_kit::http::error_response(self))
+    }
+}
+
+/// Checks the credentials; the password is only ever passed to bcrypt.
+#[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
+pub async fn authenticate(
+    body: web::Json<Credentials>,
+    store: web::Data<UserStore>,
+    hasher: web::Data<PasswordHasher>,
+) -> Result<HttpResponse, AuthenticateError> {
+    let credentials = body.into_inner();
+    credentials.validate()?;
+    let email = normalize_email(&credentials.email);
+    tracing::Span::current().record("email", email.as_str());
+
+    let found = store.find_by_email(&email).await?;
+    let (user, stored_hash) = match found {
+        Some(stored) => (Some(stored.user), Some(stored.password_hash)),
+        None => (None, None),
+    };
+    // Always one bcrypt run, whether or not the user exists and is active.
+    let matches = hasher.verify(credentials.password, stored_hash).await.map_err(AuthenticateError::Unexpected)?;
+
+    let user = match user {
+        None => {
+            tracing::info!(reason = "unknown email", "login refused");
+            return Err(AuthenticateError::InvalidCredentials);
+        }
+        Some(user) => user,
+    };
+    tracing::Span::current().record("user_id", user.id);
+    if !matches {
+        tracing::info!(reason = "wrong password", "login refused");
+        return Err(AuthenticateError::InvalidCredentials);
+    }
+    if !user.active {
+        tracing::info!(reason = "inactive user", "login refused");
+        return Err(AuthenticateError::InvalidCredentials);
+    }
+    tracing::info!("login accepted");
+    let message = format!("Logged in user {}", user.email);
+    Ok(HttpResponse::Accepted().json(Envelope::with_data(message, user)))
+}

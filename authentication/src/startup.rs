@@ -1,0 +1,77 @@
+//! Building and running the service: pool, migrations, bcrypt, HTTP server.
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use service_kit::Readiness;
+use service_kit::retry::{RetryPolicy, retry};
+use service_kit::server::{HttpService, bind};
+
+use crate::migrations::SEED_PASSWORD;
+use crate::password::PasswordHasher;
+use crate::routes;
+use crate::settings::Settings;
+use crate::store::UserStore;
+
+pub struct Application {
+    /// The port the server really listens on (settings may ask for 0).
+    port: u16,
+    /// The running server; awaiting it serves until SIGTERM/SIGINT.
+    server: Server,
+    /// The pool, so that tests and tools can reach the same database.
+    store: UserStore,
+}
+
+impl Application {
+    /// Binds the port, prepares bcrypt, and applies the migrations, retrying while Postgres is
+    /// not reachable yet (about a minute, [`RetryPolicy::STARTUP`]): without its table the
+    /// service cannot answer anything. After start-up a lost database only makes requests fail
+    /// with 503 until it is back.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = UserStore::new(&settings.database)?;
+        let hasher =
+            PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency).await.with_context(|| {
+                format!("{}={} is not a usable bcrypt cost", crate::settings::BCRYPT_COST, settings.bcrypt_cost)
+            })?;
+        let seed_hash = hasher.hash(SEED_PASSWORD.to_owned()).await?;
+
+        let applied = retry("apply the database migrations", RetryPolicy::STARTUP, || store.migrate(&seed_hash))
+            .await
+            .context("cannot apply the database migrations")?;
+        tracing::info!(applied, "database schema is up to date");
+
+        let (listener, port) = bind(&settings.http)
+            .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
+        let readiness = Readiness::new().check("postgres", {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move { store.ping().await.map_err(|error| format!("{error:#}")) }
+            }
+        });
+        let store_data = web::Data::new(store.clone());
+        let hasher_data = web::Data::new(hasher);
+        let server = HttpService::new(readiness).run(listener, move |cfg| {
+            cfg.app_data(store_data.clone())
+                .app_data(hasher_data.clone())
+                .route("/authenticate", web::post().to(routes::authenticate))
+                .route("/users", web::post().to(routes::register));
+        })?;
+        tracing::info!(port, "authentication service listening");
+        Ok(Self { port, server, store })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The service's connection pool.
+    pub fn store(&self) -> &UserStore {
+        &self.store
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")
+    }
+}
