@@ -21,7 +21,7 @@ use contract::log::{LogEntry, LogError, LoggerClient, StoredEntry};
 use tarpc::client::{self, RpcError as TarpcError};
 use tarpc::context;
 use tarpc::serde_transport::tcp;
-use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_serde::formats::Json;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -177,7 +177,7 @@ impl LoggerRpc {
             tracing::info!(addr = %self.inner.addr, "logger connection was lost, reconnecting");
         }
         *slot = None;
-        let mut connect = tcp::connect(self.inner.addr.as_str(), Bincode::default);
+        let mut connect = tcp::connect(self.inner.addr.as_str(), Json::default);
         connect.config_mut().max_frame_length(MAX_FRAME_BYTES);
         let transport = connect
             .await
