@@ -82,10 +82,8 @@ impl Topology {
             )
             .await?;
         let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
-        );
+        arguments
+            .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_letter_exchange.as_str().into()));
         channel.queue_declare(self.queue.as_str().into(), durable_queue, arguments).await?;
         channel
             .queue_bind(
@@ -208,11 +206,7 @@ impl managed::Manager for ChannelManager {
     }
 
     async fn recycle(&self, channel: &mut Channel, _: &Metrics) -> RecycleResult<PublishError> {
-        if channel.status().connected() {
-            Ok(())
-        } else {
-            Err(RecycleError::message("the channel is closed"))
-        }
+        if channel.status().connected() { Ok(()) } else { Err(RecycleError::message("the channel is closed")) }
     }
 }
 
@@ -283,12 +277,10 @@ impl EventPublisher {
             return Err(PublishError::Amqp("the publisher must be created inside a tokio runtime".into()));
         }
         let connection_name = connection_name.to_owned();
-        let connections = deadpool_lapin::Config {
-            url: Some(amqp_url.to_owned()),
-            pool: Some(deadpool_lapin::PoolConfig::new(1)),
-        }
-        .create_pool(move || connection_properties(&connection_name), deadpool_lapin::Runtime::Tokio1)
-        .map_err(|e| PublishError::Amqp(e.to_string()))?;
+        let connections =
+            deadpool_lapin::Config { url: Some(amqp_url.to_owned()), pool: Some(deadpool_lapin::PoolConfig::new(1)) }
+                .create_pool(move || connection_properties(&connection_name), deadpool_lapin::Runtime::Tokio1)
+                .map_err(|e| PublishError::Amqp(e.to_string()))?;
         managed::Pool::builder(ChannelManager { connections, declare })
             .max_size(PUBLISH_CHANNELS)
             .build()
@@ -304,7 +296,8 @@ impl EventPublisher {
     /// confirmed it, within the timeout.
     #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.exchange, event_id = %event.id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<(), PublishError> {
-        let body = serde_json::to_vec(event).map_err(|e| PublishError::Amqp(format!("cannot encode the event: {e}")))?;
+        let body =
+            serde_json::to_vec(event).map_err(|e| PublishError::Amqp(format!("cannot encode the event: {e}")))?;
         let properties = BasicProperties::default()
             .with_delivery_mode(PERSISTENT)
             .with_content_type(CONTENT_TYPE.into())
@@ -363,5 +356,140 @@ impl EventPublisher {
             Ok(result) => result,
             Err(_) => Err(PublishError::Timeout(self.timeout)),
         }
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use contract::log::{Level, LogPayload};
+    use lapin::options::BasicGetOptions;
+    use std::time::Instant;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn event(name: &str, level: Level) -> LogEvent {
+        LogEvent::new(LogPayload { name: name.into(), data: "some data".into(), level: Some(level) })
+    }
+
+    /// A unique topology, and a plain channel to inspect it.
+    async fn fixture() -> (Topology, lapin::Connection, Channel) {
+        let topology = Topology::new(&testing::unique_name("ex"), &testing::unique_name("q"));
+        let connection = lapin::Connection::connect(&testing::rabbit_url(), ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ (run `project/infra.sh up`)");
+        let channel = connection.create_channel().await.unwrap();
+        (topology, connection, channel)
+    }
+
+    async fn get(channel: &Channel, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap()
+    }
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_event_waits_in_the_queue_as_persistent_json_even_before_any_consumer_ran() {
+        let (topology, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        let sent = event("queued", Level::Warning);
+        publisher.publish(&sent).await.expect("confirmed");
+
+        let message = get(&channel, &topology.queue).await.expect("the event is in the queue");
+        let delivery = message.delivery;
+        assert_eq!(delivery.routing_key.as_str(), "log.WARNING");
+        assert_eq!(delivery.properties.delivery_mode(), &Some(PERSISTENT));
+        assert_eq!(delivery.properties.content_type().as_ref().map(ShortString::as_str), Some(CONTENT_TYPE));
+        let received: LogEvent = serde_json::from_slice(&delivery.data).unwrap();
+        assert_eq!(received, sent);
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_publishes_are_all_confirmed_and_all_queued() {
+        let (topology, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        let events: Vec<LogEvent> = (0..200).map(|i| event(&format!("e{i}"), Level::ALL[i % 3])).collect();
+        let results = futures::future::join_all(events.iter().map(|e| publisher.publish(e))).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let queue = channel
+            .queue_declare(
+                topology.queue.as_str().into(),
+                QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(queue.message_count(), 200);
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_event_no_queue_would_take_is_an_error_not_a_silent_loss() {
+        let (topology, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        publisher.ping().await.expect("declares the topology");
+        channel.queue_delete(topology.queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+
+        let error = publisher.publish(&event("lost", Level::Info)).await.unwrap_err();
+        assert!(matches!(&error, PublishError::Amqp(m) if m.contains("no queue is bound")), "{error:?}");
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_publisher_reconnects_after_the_broker_closed_its_connection() {
+        let (topology, _connection, channel) = fixture().await;
+        let name = testing::unique_name("publisher");
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT)
+            .unwrap()
+            .with_connection_name(&name)
+            .unwrap();
+        publisher.publish(&event("before", Level::Info)).await.unwrap();
+        assert_eq!(testing::close_rabbit_connections(&name).await, 1, "one connection named {name}");
+
+        // The first publish after the close may still see the dying connection; a later one must
+        // succeed on a new connection without any help.
+        let after = event("after", Level::Info);
+        testing::eventually("a publish on a new connection", Duration::from_secs(10), || async {
+            publisher.publish(&after).await.ok()
+        })
+        .await;
+        let names: Vec<String> = [get(&channel, &topology.queue).await, get(&channel, &topology.queue).await]
+            .into_iter()
+            .flatten()
+            .map(|m| serde_json::from_slice::<LogEvent>(&m.delivery.data).unwrap().name)
+            .collect();
+        assert_eq!(names, ["before", "after"]);
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_fails_fast_and_creating_the_publisher_does_not_connect() {
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+        let publisher = EventPublisher::new(&url, "logs_topic", TIMEOUT).expect("lazy: nothing to reach yet");
+        let started = Instant::now();
+        let error = publisher.publish(&event("nowhere", Level::Info)).await.unwrap_err();
+        assert!(matches!(error, PublishError::Unreachable(_)), "{error:?}");
+        assert!(matches!(publisher.ping().await, Err(PublishError::Unreachable(_))));
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_at_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _guard = runtime.enter();
+        let error = EventPublisher::new("http://nope", "x", TIMEOUT).unwrap_err();
+        assert!(matches!(&error, PublishError::Amqp(m) if m.contains("invalid AMQP URL")), "{error:?}");
+    }
+
+    #[test]
+    fn dead_letter_names_derive_from_the_exchange_and_queue() {
+        let topology = Topology::new("logs_topic", "logs");
+        assert_eq!(topology.dead_letter_exchange, "logs_topic.dlx");
+        assert_eq!(topology.dead_letter_queue, "logs.dead");
     }
 }
