@@ -1,1 +1,10 @@
-fn main() {}
+use broker::{Application, Settings};
+use service_kit::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    telemetry::init("broker", &env);
+    let settings = Settings::from_env(&env)?;
+    Application::build(settings).await?.run_until_stopped().await
+}

@@ -1,0 +1,213 @@
+//! The broker's four downstreams and what can go wrong with a hop to one of them.
+//!
+//! Every failure names the service. The status follows from the kind: a service that cannot
+//! be reached or fails is a 502, one that does not answer in time a 504, and one that refuses
+//! a request the broker thought valid (a 4xx) passes its status and message through.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use anyhow::Context;
+use service_kit::Readiness;
+use service_kit::amqp::{EventPublisher, PublishError};
+use service_kit::logger_client::{LoggerRpc, RpcError};
+
+use crate::settings::Settings;
+
+mod rest;
+
+pub use rest::{RestService, http_client};
+
+/// The broker's clients, made once at start-up and shared by every worker.
+#[derive(Debug, Clone)]
+pub struct Downstreams {
+    /// REST, `POST /authenticate`.
+    pub auth: RestService,
+    /// REST, `POST /send`.
+    pub mailer: RestService,
+    /// tarpc: one multiplexed connection, reconnected on demand.
+    pub logger: LoggerRpc,
+    /// AMQP with publisher confirms, over pooled channels.
+    pub events: EventPublisher,
+}
+
+/// The name the broker's RabbitMQ connection shows in `rabbitmqctl list_connections`.
+pub const AMQP_CONNECTION_NAME: &str = "broker";
+
+impl Downstreams {
+    /// Makes the clients; none connects before its first use, so the broker starts (and says
+    /// "not ready") while its downstreams are still down.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let http = http_client().context("cannot build the HTTP client")?;
+        let events = EventPublisher::new(&settings.rabbit_url, &settings.exchange, settings.rabbit_timeout)
+            .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
+            .context("cannot set up the RabbitMQ publisher")?;
+        Ok(Self {
+            auth: RestService::new(Service::Authentication, &settings.auth_url, settings.auth_timeout, http.clone()),
+            mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),
+            logger: LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout),
+            events,
+        })
+    }
+
+    /// `/ready`: every downstream answers.
+    pub fn readiness(&self) -> Readiness {
+        let (auth, mailer, logger, events) =
+            (self.auth.clone(), self.mailer.clone(), self.logger.clone(), self.events.clone());
+        Readiness::new()
+            .check("authentication", move || {
+                let auth = auth.clone();
+                async move { auth.health().await }
+            })
+            .check("logger", move || {
+                let logger = logger.clone();
+                async move { logger.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
+            })
+            .check("mailer", move || {
+                let mailer = mailer.clone();
+                async move { mailer.health().await }
+            })
+            .check("rabbitmq", move || {
+                let events = events.clone();
+                async move { events.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
+            })
+    }
+}
+
+/// A downstream, as named in error messages and readiness reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Authentication,
+    Logger,
+    Mailer,
+    RabbitMq,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Authentication => "authentication service",
+            Service::Logger => "logger",
+            Service::Mailer => "mailer",
+            Service::RabbitMq => "RabbitMQ",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A hop that did not succeed. `Display` is the message the caller sees.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DownstreamError {
+    /// Connecting failed or the connection broke: the service is down or unreachable.
+    #[error("{service} is unreachable: {reason}")]
+    Unreachable { service: Service, reason: String },
+    /// No answer within the hop's timeout.
+    #[error("{service} did not answer within {}ms", .timeout.as_millis())]
+    Timeout { service: Service, timeout: Duration },
+    /// The service refused the request (a 4xx); its own message, which names the problem.
+    #[error("{message}")]
+    Rejected { service: Service, status: StatusCode, message: String },
+    /// The service answered with a failure of its own, or with something unreadable.
+    #[error("{service} failed: {reason}")]
+    Failed { service: Service, reason: String },
+}
+
+impl DownstreamError {
+    /// What the broker answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            DownstreamError::Unreachable { .. } | DownstreamError::Failed { .. } => StatusCode::BAD_GATEWAY,
+            DownstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            DownstreamError::Rejected { status, .. } => *status,
+        }
+    }
+}
+
+impl From<RpcError> for DownstreamError {
+    fn from(error: RpcError) -> Self {
+        use contract::log::LogError;
+        let service = Service::Logger;
+        match error {
+            RpcError::Unreachable(reason) => DownstreamError::Unreachable { service, reason },
+            RpcError::Timeout(timeout) => DownstreamError::Timeout { service, timeout },
+            RpcError::Logger(error @ LogError::Invalid(_)) => {
+                DownstreamError::Rejected { service, status: StatusCode::BAD_REQUEST, message: error.to_string() }
+            }
+            RpcError::Logger(error @ LogError::NotFound(_)) => {
+                DownstreamError::Rejected { service, status: StatusCode::NOT_FOUND, message: error.to_string() }
+            }
+            RpcError::Logger(error @ LogError::Unavailable(_)) => {
+                DownstreamError::Failed { service, reason: error.to_string() }
+            }
+        }
+    }
+}
+
+impl From<PublishError> for DownstreamError {
+    fn from(error: PublishError) -> Self {
+        let service = Service::RabbitMq;
+        match error {
+            PublishError::Unreachable(reason) => DownstreamError::Unreachable { service, reason },
+            PublishError::Timeout(timeout) => DownstreamError::Timeout { service, timeout },
+            PublishError::Nacked => {
+                DownstreamError::Failed { service, reason: "the event was refused (nack), nothing was stored".into() }
+            }
+            PublishError::Amqp(reason) => DownstreamError::Failed { service, reason },
+        }
+    }
+}
+
+/// The innermost cause of an error: the part that says what happened ("Connection refused"),
+/// without the outer layers that repeat the URL.
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_names_the_service_and_maps_to_its_status() {
+        let cases = [
+            (
+                DownstreamError::Unreachable { service: Service::Mailer, reason: "Connection refused".into() },
+                StatusCode::BAD_GATEWAY,
+                "mailer is unreachable: Connection refused",
+            ),
+            (
+                DownstreamError::Timeout { service: Service::Authentication, timeout: Duration::from_millis(1500) },
+                StatusCode::GATEWAY_TIMEOUT,
+                "authentication service did not answer within 1500ms",
+            ),
+            (
+                DownstreamError::Rejected {
+                    service: Service::Mailer,
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    message: "invalid field `to`".into(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid field `to`",
+            ),
+            (
+                DownstreamError::Failed { service: Service::RabbitMq, reason: "the event was not confirmed".into() },
+                StatusCode::BAD_GATEWAY,
+                "RabbitMQ failed: the event was not confirmed",
+            ),
+        ];
+        for (error, status, message) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+            assert_eq!(error.to_string(), message);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The broker: the one entry point of the system.
+//!
+//! A browser or `curl` posts `{"action": ...}` to `POST /handle`. [`routes::handle`] reads the
+//! body (at most 1 MiB, JSON only), parses it into `contract::handle::HandleRequest` (which
+//! validates every field), and dispatches with an exhaustive `match` to one function per
+//! action in [`routes::handle::actions`]. Each action makes one hop through a client in
+//! [`downstream`]: REST to authentication and the mailer (one pooled `reqwest` client), tarpc
+//! to the logger (the shared `service_kit::logger_client::LoggerRpc`), AMQP to RabbitMQ (the
+//! shared confirming `service_kit::amqp::EventPublisher`). Every hop has its own timeout
+//! ([`settings`]) and its failures become a 502 or 504 naming the service
+//! ([`downstream::DownstreamError`]). [`startup`] wires it together; `GET /openapi.json`
+//! ([`routes::openapi`]) describes the API from the same contract types.
+#![forbid(unsafe_code)]
+
+pub mod downstream;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+
+pub use downstream::Downstreams;
+pub use settings::Settings;
+pub use startup::Application;

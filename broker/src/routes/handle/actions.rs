@@ -1,0 +1,86 @@
+//! One function per `/handle` action: the hop it makes and what the caller gets back.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use contract::Envelope;
+use contract::auth::{Credentials, User};
+use contract::event::LogEvent;
+use contract::handle::LogsQuery;
+use contract::log::{Level, LogPayload};
+use contract::mail::MailPayload;
+use service_kit::http::envelope;
+use tracing::Instrument;
+
+use super::HandleError;
+use crate::downstream::{DownstreamError, Downstreams, Service};
+
+/// The name of the events that record login attempts.
+pub const LOGIN_EVENT_NAME: &str = "authentication";
+
+/// `auth`: checks the credentials with the authentication service; a wrong pair is a 401.
+/// Every answered attempt is recorded as an event (never with the password).
+#[tracing::instrument(name = "action.auth", skip_all, fields(email = %credentials.email))]
+pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result<HttpResponse, HandleError> {
+    let answer = downstreams.auth.post::<_, User>("/authenticate", &credentials).await;
+    let email = credentials.email.trim();
+    match answer {
+        Ok(Envelope { data: Some(user), .. }) => {
+            emit_login_event(downstreams, Level::Info, format!("{email} logged in"));
+            Ok(envelope(StatusCode::ACCEPTED, &Envelope::with_data("Authenticated!", user)))
+        }
+        Ok(Envelope { data: None, .. }) => Err(DownstreamError::Failed {
+            service: Service::Authentication,
+            reason: "it accepted the credentials but sent no user".into(),
+        }
+        .into()),
+        Err(DownstreamError::Rejected { status: StatusCode::UNAUTHORIZED, .. }) => {
+            emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"));
+            Err(HandleError::InvalidCredentials)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Publishes a login event in the background: the caller's answer never waits for RabbitMQ,
+/// and a failure to publish is logged, not returned. The publisher's timeout bounds the task.
+fn emit_login_event(downstreams: &Downstreams, level: Level, data: String) {
+    let event = LogEvent::new(LogPayload { name: LOGIN_EVENT_NAME.into(), data, level: Some(level) });
+    let events = downstreams.events.clone();
+    let span = tracing::info_span!("login_event", event_id = %event.id);
+    tokio::spawn(
+        async move {
+            if let Err(error) = events.publish(&event).await {
+                tracing::warn!(%error, "could not record the login attempt");
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// `log`: stores the entry through the logger's RPC server.
+#[tracing::instrument(name = "action.log", skip_all, fields(name = %payload.name))]
+pub async fn log(downstreams: &Downstreams, payload: LogPayload) -> Result<HttpResponse, HandleError> {
+    downstreams.logger.write_log(payload.into_entry(None)).await.map_err(DownstreamError::from)?;
+    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged")))
+}
+
+/// `event`: publishes the entry to RabbitMQ and answers once the broker confirmed it.
+#[tracing::instrument(name = "action.event", skip_all, fields(name = %payload.name))]
+pub async fn event(downstreams: &Downstreams, payload: LogPayload) -> Result<HttpResponse, HandleError> {
+    downstreams.events.publish(&LogEvent::new(payload)).await.map_err(DownstreamError::from)?;
+    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
+}
+
+/// `mail`: hands the mail to the mailer, which sends it before answering.
+#[tracing::instrument(name = "action.mail", skip_all, fields(to = %mail.to))]
+pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpResponse, HandleError> {
+    downstreams.mailer.post::<_, serde_json::Value>("/send", &mail).await?;
+    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to.trim()))))
+}
+
+/// `logs`: the newest entries first.
+#[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit()))]
+pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpResponse, HandleError> {
+    let entries = downstreams.logger.recent(query.effective_limit(), None).await.map_err(DownstreamError::from)?;
+    Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
+}

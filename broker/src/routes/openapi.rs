@@ -1,0 +1,92 @@
+//! `GET /openapi.json`: the broker's API as an OpenAPI document, generated from the contract
+//! types (`contract` with its `openapi` feature) and the route annotations, never by hand.
+
+use actix_web::{HttpResponse, web};
+use contract::Envelope;
+use contract::auth::{Credentials, User};
+use contract::handle::{HandleRequest, LogsQuery};
+use contract::log::{Level, LogPayload, StoredEntry};
+use contract::mail::MailPayload;
+use serde_json::Value;
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::{handle, root};
+
+/// The document's source: every path and the schemas they use.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "broker",
+        description = "The gateway of the microservices system: `POST /handle` dispatches each action to \
+                       authentication (REST), logger (tarpc), mailer (REST) or RabbitMQ (AMQP). Every \
+                       answer, success or failure, is the envelope `{\"error\", \"message\", \"data\"?}`.",
+    ),
+    modifiers(&AnyValue),
+    paths(handle::handle, root::hit, root::ping, health, ready, openapi_json),
+    components(schemas(
+        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, User, StoredEntry
+    )),
+    tags(
+        (name = "broker", description = "What the frontend calls."),
+        (name = "operations", description = "Liveness, readiness and this document."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Registers the schema of `serde_json::Value` (any JSON), which the envelope's default `data`
+/// refers to; utoipa's `components(schemas(...))` cannot list it.
+struct AnyValue;
+
+impl Modify for AnyValue {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.insert(Value::name().into_owned(), Value::schema());
+        }
+    }
+}
+
+/// The document, rendered once at start-up.
+#[derive(Debug, Clone)]
+pub struct Document(pub String);
+
+impl Document {
+    pub fn generate() -> serde_json::Result<Self> {
+        ApiDoc::openapi().to_pretty_json().map(Self)
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1).", content_type = "application/json")),
+)]
+pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document.0.clone())
+}
+
+// `/health` and `/ready` are served by service-kit; these stubs only describe them.
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "\"ok\"", body = Envelope)),
+)]
+#[allow(dead_code)]
+fn health() {}
+
+/// Readiness: authentication, logger, mailer and RabbitMQ all answer. `data` maps each to
+/// "ok" or the reason it failed.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "\"ready\"", body = Envelope),
+        (status = 503, description = "\"not ready\"; `data` names the downstream that failed.", body = Envelope),
+    ),
+)]
+#[allow(dead_code)]
+fn ready() {}

@@ -1,0 +1,48 @@
+//! Building and running the broker: clients, routes, the bound listener.
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use service_kit::server::{HttpService, bind};
+
+use crate::Settings;
+use crate::downstream::Downstreams;
+use crate::routes::{self, openapi::Document};
+
+/// A built broker: bound (so the port is known) but not yet serving.
+pub struct Application {
+    /// The port really bound (the one asked for, or a free one for port 0).
+    port: u16,
+    /// The actix-web server; serves when awaited.
+    server: Server,
+}
+
+impl Application {
+    /// Binds and builds; nothing connects to a downstream until a request needs it.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let downstreams = Downstreams::new(&settings)?;
+        let readiness = downstreams.readiness();
+        let downstreams = web::Data::new(downstreams);
+        let document = web::Data::new(Document::generate().context("cannot render the OpenAPI document")?);
+        let (listener, port) = bind(&settings.http)
+            .with_context(|| format!("cannot bind {}:{}", settings.http.host, settings.http.port))?;
+        let server = HttpService::new(readiness)
+            .cors(settings.cors_allowed_origins.clone())
+            .run(listener, move |cfg: &mut web::ServiceConfig| {
+                routes::configure(cfg, downstreams.clone(), document.clone())
+            })
+            .context("cannot start the HTTP server")?;
+        tracing::info!(port, auth_url = %settings.auth_url, logger = %settings.logger_rpc_addr,
+            mailer_url = %settings.mailer_url, exchange = %settings.exchange, "broker listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("the HTTP server failed")
+    }
+}
