@@ -1,1 +1,12 @@
-fn main() {}
+use mailer::{Application, Settings};
+use service_kit::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    telemetry::init("mailer", &env);
+    let settings = Settings::from_env(&env)?;
+    let application = Application::build(settings).await?;
+    tracing::info!(port = application.port(), "mailer listening");
+    application.run_until_stopped().await
+}

@@ -1,0 +1,22 @@
+//! The mail service: `POST /send {"from"?, "to", "subject", "message"}` renders a
+//! `multipart/alternative` mail (plain text + HTML with inlined CSS) and sends it over SMTP.
+//!
+//! - [`settings`]: `MAIL_*` and `FROM_*`, parsed once.
+//! - [`domain`]: parse-don't-validate types; a [`domain::NewMail`] is safe to send (addresses
+//!   lettre accepts, a one-line subject, a bounded message).
+//! - [`templates`]: the templates in `mailer/templates/`, compiled in, HTML autoescaped and its
+//!   CSS inlined.
+//! - [`smtp`]: one pooled lettre transport with connect and send timeouts.
+//! - [`routes`]: the `/send` handler and its error-to-status mapping.
+//! - [`startup`]: [`Application`], binding and running the HTTP server.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod routes;
+pub mod settings;
+pub mod smtp;
+pub mod startup;
+pub mod templates;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,68 @@
+//! `POST /send {"from"?, "to", "subject", "message"}` → 202 `"sent to <to>"`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use contract::mail::MailPayload;
+use contract::{Envelope, ValidationError};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+
+use crate::domain::NewMail;
+use crate::smtp::SmtpError;
+use crate::startup::AppState;
+use crate::templates::RenderedMail;
+
+/// The outcomes of a send a caller can act on.
+#[derive(thiserror::Error)]
+pub enum SendError {
+    /// A field is missing its shape; the message names it. 400.
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// The SMTP server is down, refused the mail (502) or did not answer in time (504).
+    #[error(transparent)]
+    Smtp(#[from] SmtpError),
+    /// The templates or the message builder failed: a bug, not the caller's fault. 500.
+    #[error("the mail could not be composed")]
+    Compose(#[source] anyhow::Error),
+}
+
+impl std::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        service_kit::http::error_chain_fmt(self, f)
+    }
+}
+
+impl ResponseError for SendError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            SendError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SendError::Smtp(SmtpError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            SendError::Smtp(SmtpError::Unreachable(_) | SmtpError::Refused { .. }) => StatusCode::BAD_GATEWAY,
+            SendError::Compose(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        service_kit::http::error_response(self)
+    }
+}
+
+#[tracing::instrument(name = "send mail", skip_all, fields(to = %payload.to))]
+pub async fn send(payload: web::Json<MailPayload>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
+    let mail = NewMail::parse(payload.into_inner(), &state.default_sender)?;
+    let body = state.renderer.render(&mail).map_err(|e| SendError::Compose(e.into()))?;
+    let message = compose(&mail, body).map_err(|e| SendError::Compose(e.into()))?;
+    state.mailer.send(message).await?;
+    tracing::info!("mail sent");
+    Ok(HttpResponse::Accepted().json(Envelope::ok(format!("sent to {}", mail.to))))
+}
+
+/// The whole message: headers from the parsed fields, `multipart/alternative` body.
+fn compose(mail: &NewMail, body: RenderedMail) -> Result<Message, lettre::error::Error> {
+    Message::builder()
+        .from(mail.from.clone())
+        .to(Mailbox::new(None, mail.to.clone().into_inner()))
+        .subject(mail.subject.as_ref())
+        .message_id(None)
+        .multipart(MultiPart::alternative_plain_html(body.plain, body.html))
+}

@@ -1,0 +1,7 @@
+//! The mailer's API tests, against a real SMTP catcher (maildev) read back through its HTTP API.
+
+mod health;
+mod helpers;
+mod invalid_input;
+mod send;
+mod smtp_outage;
