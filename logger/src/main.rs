@@ -1,1 +1,10 @@
-fn main() {}
+use logger::{Application, Settings};
+use service_kit::Env;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    service_kit::telemetry::init("logger", &env);
+    let settings = Settings::from_env(&env)?;
+    Application::build(settings).await?.run_until_stopped().await
+}

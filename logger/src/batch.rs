@@ -1,0 +1,136 @@
+//! The writer: groups concurrent writes into one `insert_many`.
+//!
+//! A single insert costs about as much as an `insert_many` of dozens of documents, so under load
+//! the writer collects the writes that arrive within a short window (or until a group is full)
+//! and stores them with one unordered `insert_many`. Each caller still gets its own answer: its
+//! entry's id, the id of the entry already stored for its event id, or its own error. One bad
+//! entry does not fail the others.
+//!
+//! Bounds: a write waits at most `window` for company; at most `concurrency` groups are in
+//! flight, and the queue holds a bounded number of writes, so a slow store pushes back on
+//! callers instead of growing memory. With `max_entries == 1` there is no grouping at all:
+//! every write is its own insert, made by the caller's task.
+
+use std::sync::Arc;
+
+use contract::log::LogError;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::settings::BatchSettings;
+use crate::store::{LogDocument, LogStore};
+
+/// Writes queued before callers wait for room, per allowed entry in a group.
+const QUEUE_PER_GROUP_ENTRY: usize = 4;
+
+/// One caller's documents and where its answer goes.
+struct Job {
+    docs: Vec<LogDocument>,
+    reply: oneshot::Sender<Result<Vec<String>, LogError>>,
+}
+
+/// Stores documents, grouped or not; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Mode {
+    /// Each write is its own insert (`max_entries == 1`).
+    Direct(LogStore),
+    /// Writes go to the grouping task.
+    Grouped(mpsc::Sender<Job>),
+}
+
+impl Writer {
+    /// A writer for `store`; starts the grouping task unless grouping is off. The task ends
+    /// once every clone of the writer is dropped, after storing what was queued.
+    pub fn start(store: LogStore, settings: &BatchSettings) -> Self {
+        if settings.max_entries <= 1 {
+            return Self { mode: Mode::Direct(store) };
+        }
+        let (sender, receiver) = mpsc::channel(settings.max_entries.saturating_mul(QUEUE_PER_GROUP_ENTRY));
+        tokio::spawn(group_writes(store, receiver, settings.clone()));
+        Self { mode: Mode::Grouped(sender) }
+    }
+
+    /// Stores `docs` and returns their ids in order; fails as a whole when any of them failed.
+    pub async fn write(&self, docs: Vec<LogDocument>) -> Result<Vec<String>, LogError> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.mode {
+            Mode::Direct(store) => store.insert_all(&docs).await.into_iter().collect(),
+            Mode::Grouped(queue) => {
+                let (reply, answer) = oneshot::channel();
+                queue.send(Job { docs, reply }).await.map_err(|_| stopped())?;
+                answer.await.map_err(|_| stopped())?
+            }
+        }
+    }
+}
+
+fn stopped() -> LogError {
+    LogError::Unavailable("the logger is shutting down".into())
+}
+
+/// The grouping task: collect a group, hand it to a flush task, repeat.
+async fn group_writes(store: LogStore, mut queue: mpsc::Receiver<Job>, settings: BatchSettings) {
+    let in_flight = Arc::new(Semaphore::new(settings.concurrency));
+    // A job that did not fit into the previous group starts the next one.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match queue.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let deadline = Instant::now() + settings.window;
+        let mut size = first.docs.len();
+        let mut group = vec![first];
+        while size < settings.max_entries {
+            let next = match queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, queue.recv()).await.ok().flatten()
+                }
+            };
+            let Some(job) = next else { break };
+            if size + job.docs.len() > settings.max_entries {
+                carried = Some(job);
+                break;
+            }
+            size += job.docs.len();
+            group.push(job);
+        }
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        let store = store.clone();
+        tokio::spawn(async move {
+            flush(&store, group).await;
+            drop(permit);
+        });
+    }
+    // Wait for the groups still being written before the task (and the store handle) ends.
+    let _ = in_flight.acquire_many(settings.concurrency as u32).await;
+}
+
+/// Writes one group and answers each job with its own results.
+#[tracing::instrument(name = "flush", skip_all, fields(jobs = group.len(), entries))]
+async fn flush(store: &LogStore, group: Vec<Job>) {
+    let (docs, replies): (Vec<Vec<LogDocument>>, Vec<_>) = group.into_iter().map(|job| (job.docs, job.reply)).unzip();
+    let sizes: Vec<usize> = docs.iter().map(Vec::len).collect();
+    let docs: Vec<LogDocument> = docs.into_iter().flatten().collect();
+    tracing::Span::current().record("entries", docs.len());
+    let mut results = store.insert_all(&docs).await.into_iter();
+    for (size, reply) in sizes.into_iter().zip(replies) {
+        // Take all of this job's results before looking at them, so the next job gets its own.
+        let mine: Vec<Result<String, LogError>> = results.by_ref().take(size).collect();
+        let answer: Result<Vec<String>, LogError> = mine.into_iter().collect();
+        // A caller that gave up (its deadline passed) no longer listens; its entry is stored anyway.
+        let _ = reply.send(answer);
+    }
+}

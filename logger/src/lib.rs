@@ -1,0 +1,22 @@
+//! The logger service: stores log entries in MongoDB, reached over tarpc (the broker and the
+//! listener, through `service_kit::logger_client::LoggerRpc`) and over HTTP.
+//!
+//! - [`settings`]: ports, MongoDB, batching knobs, from the environment.
+//! - [`store`]: the `logs` collection, its indexes, bounded operations, per-document insert results.
+//! - [`batch`]: the writer that groups concurrent writes into one unordered `insert_many`.
+//! - [`service`]: the operations both front doors share, with the input checks.
+//! - [`rpc`]: the tarpc server implementing `contract::log::Logger`.
+//! - [`routes`]: `POST /log`, `GET /logs`, `GET /logs/{id}`.
+//! - [`startup`]: [`Application`] binds both servers and runs them until SIGTERM.
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod routes;
+pub mod rpc;
+pub mod service;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+pub use settings::Settings;
+pub use startup::{Application, StopHandle};

@@ -1,0 +1,48 @@
+//! The HTTP API: `POST /log`, `GET /logs`, `GET /logs/{id}`, besides `/health` and `/ready`.
+
+mod log;
+mod logs;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use contract::log::LogError;
+
+use crate::service::Logs;
+
+/// The routes, sharing one [`Logs`].
+pub fn configure(logs: Logs) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+    let logs = web::Data::new(logs);
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(logs.clone())
+            .app_data(logs::query_config())
+            .route("/log", web::post().to(log::write))
+            .route("/logs", web::get().to(logs::list))
+            .route("/logs/{id}", web::get().to(logs::get));
+    }
+}
+
+/// A failed logger operation as an HTTP answer. All three routes fail the same ways (bad input,
+/// no such entry, store down), so they share this one type rather than one enum each.
+#[derive(thiserror::Error)]
+#[error(transparent)]
+pub struct ApiError(#[from] LogError);
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        service_kit::http::error_chain_fmt(self, f)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.0 {
+            LogError::Invalid(_) => StatusCode::BAD_REQUEST,
+            LogError::NotFound(_) => StatusCode::NOT_FOUND,
+            LogError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        service_kit::http::error_response(self)
+    }
+}

@@ -1,0 +1,95 @@
+//! The tarpc server: the `contract::log::Logger` trait over TCP with the JSON codec, as the
+//! shared client speaks it (bincode 1 is unmaintained, RUSTSEC-2025-0141).
+//!
+//! One task per connection; within a connection, requests run concurrently (each in its own
+//! task), at most [`MAX_IN_FLIGHT_PER_CONNECTION`] at a time: a client that sends more gets a
+//! "throttled" error for the excess instead of unbounded memory use. Clients keep their
+//! connection (the shared `LoggerRpc` multiplexes every call over one), so shutting down closes
+//! the connections; clients reconnect to the next instance on their own.
+
+use std::future::Future;
+
+use contract::log::{LogEntry, LogError, Logger, StoredEntry};
+use futures::StreamExt;
+use service_kit::logger_client::MAX_FRAME_BYTES;
+use tarpc::context::Context;
+use tarpc::serde_transport::tcp;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Json;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::service::Logs;
+
+/// Concurrent requests one connection may have in flight (tarpc's client allows 1,000).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1_000;
+
+/// The trait's implementation: each call goes straight to [`Logs`].
+#[derive(Clone)]
+struct LoggerServer {
+    logs: Logs,
+}
+
+impl Logger for LoggerServer {
+    async fn write_log(self, _: Context, entry: LogEntry) -> Result<String, LogError> {
+        self.logs.write(entry).await
+    }
+
+    async fn write_many(self, _: Context, entries: Vec<LogEntry>) -> Result<Vec<String>, LogError> {
+        self.logs.write_many(entries).await
+    }
+
+    async fn recent(self, _: Context, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
+        self.logs.recent(Some(limit), before).await
+    }
+
+    async fn get(self, _: Context, id: String) -> Result<StoredEntry, LogError> {
+        self.logs.get(&id).await
+    }
+
+    async fn ping(self, _: Context) -> Result<(), LogError> {
+        self.logs.ping().await
+    }
+}
+
+/// Serves RPC on `listener` until `shutdown` completes, then closes every connection.
+pub async fn serve(listener: TcpListener, logs: Logs, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let mut incoming = tcp::listen_on(listener, Json::default).await?;
+    incoming.config_mut().max_frame_length(MAX_FRAME_BYTES);
+    let server = LoggerServer { logs };
+    // Owned here, so that stopping (or dropping) the server ends every connection with it.
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = incoming.next() => match accepted {
+                Some(Ok(transport)) => {
+                    let peer = transport.peer_addr().ok();
+                    tracing::debug!(?peer, "RPC connection opened");
+                    let server = server.clone();
+                    connections.spawn(async move {
+                        BaseChannel::with_defaults(transport)
+                            .max_concurrent_requests(MAX_IN_FLIGHT_PER_CONNECTION)
+                            .execute(server.serve())
+                            .for_each(|request| async move {
+                                tokio::spawn(request);
+                            })
+                            .await;
+                        tracing::debug!(?peer, "RPC connection closed");
+                    });
+                }
+                Some(Err(error)) => {
+                    // Usually out of file descriptors: pause rather than spin.
+                    tracing::warn!(%error, "cannot accept an RPC connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::info!(open = connections.len(), "RPC server stopping");
+    connections.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The logger's settings, read once from the environment (`main`) or built directly (tests).
+
+use std::time::Duration;
+
+use service_kit::{Env, HttpSettings, SettingsError};
+
+/// Environment variable names.
+pub const RPC_PORT: &str = "RPC_PORT";
+pub const MONGO_URL: &str = "MONGO_URL";
+pub const MONGO_DB: &str = "MONGO_DB";
+pub const MONGO_TIMEOUT_MS: &str = "MONGO_TIMEOUT_MS";
+pub const MONGO_OP_TIMEOUT_MS: &str = "MONGO_OP_TIMEOUT_MS";
+pub const BATCH_MAX: &str = "BATCH_MAX";
+pub const BATCH_WINDOW_MS: &str = "BATCH_WINDOW_MS";
+pub const BATCH_CONCURRENCY: &str = "BATCH_CONCURRENCY";
+
+pub const DEFAULT_PORT: u16 = 8084;
+pub const DEFAULT_RPC_PORT: u16 = 5001;
+pub const DEFAULT_MONGO_URL: &str = "mongodb://127.0.0.1:27017";
+pub const DEFAULT_MONGO_DB: &str = "logs";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the HTTP server listens (`HOST`, `PORT`).
+    pub http: HttpSettings,
+    /// The tarpc server's port (`RPC_PORT`), on the same host as HTTP; 0 asks for a free one.
+    pub rpc_port: u16,
+    /// The store.
+    pub mongo: MongoSettings,
+    /// How concurrent writes are grouped.
+    pub batch: BatchSettings,
+}
+
+/// MongoDB and how long to wait for it, so that a store that is down fails a request fast.
+#[derive(Clone)]
+pub struct MongoSettings {
+    /// A `mongodb://` URL (`MONGO_URL`); may carry credentials.
+    pub url: String,
+    /// The database (`MONGO_DB`); the collection is always `logs`.
+    pub database: String,
+    /// Finding a reachable server and opening a connection (`MONGO_TIMEOUT_MS`): how fast a
+    /// request fails when MongoDB is down.
+    pub connect_timeout: Duration,
+    /// One whole operation (`MONGO_OP_TIMEOUT_MS`), for a server that accepts but hangs.
+    pub op_timeout: Duration,
+}
+
+impl MongoSettings {
+    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            database: database.into(),
+            connect_timeout: Duration::from_secs(2),
+            op_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+// The URL may carry a password: show it without the user-info part.
+impl std::fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match (self.url.split_once("://"), self.url.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://<redacted>@{}", &self.url[at + 1..]),
+            _ => self.url.clone(),
+        };
+        f.debug_struct("MongoSettings")
+            .field("url", &url)
+            .field("database", &self.database)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
+}
+
+/// Grouping of concurrent writes into one `insert_many`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Most entries in one `insert_many` (`BATCH_MAX`). 1 turns grouping off: every write is
+    /// its own insert, as in the Go original (the baseline of the benchmark).
+    pub max_entries: usize,
+    /// How long the first write of a group waits for others (`BATCH_WINDOW_MS`); the most a
+    /// single write is delayed. 0 groups only what is already queued.
+    pub window: Duration,
+    /// How many groups are written at once (`BATCH_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self { max_entries: 500, window: Duration::from_millis(2), concurrency: 4 }
+    }
+}
+
+impl Settings {
+    /// `PORT` (8084), `RPC_PORT` (5001), `MONGO_URL`, `MONGO_DB` (`logs`), timeouts, batching.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let mongo_defaults = MongoSettings::new(env.string_or(MONGO_URL, DEFAULT_MONGO_URL), DEFAULT_MONGO_DB);
+        let mongo = MongoSettings {
+            database: env.string_or(MONGO_DB, DEFAULT_MONGO_DB),
+            connect_timeout: env.millis_or(MONGO_TIMEOUT_MS, mongo_defaults.connect_timeout)?,
+            op_timeout: env.millis_or(MONGO_OP_TIMEOUT_MS, mongo_defaults.op_timeout)?,
+            ..mongo_defaults
+        };
+        let defaults = BatchSettings::default();
+        let batch = BatchSettings {
+            max_entries: at_least_one(env, BATCH_MAX, defaults.max_entries)?,
+            window: env.millis_or(BATCH_WINDOW_MS, defaults.window)?,
+            concurrency: at_least_one(env, BATCH_CONCURRENCY, defaults.concurrency)?,
+        };
+        Ok(Self {
+            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            rpc_port: env.parse_or(RPC_PORT, DEFAULT_RPC_PORT)?,
+            mongo,
+            batch,
+        })
+    }
+
+    /// Loopback, free ports for HTTP and RPC, default batching: what tests (this crate's and
+    /// other services') use to run a logger in-process.
+    pub fn ephemeral(mongo_url: impl Into<String>, mongo_database: impl Into<String>) -> Self {
+        Self {
+            http: HttpSettings::ephemeral(),
+            rpc_port: 0,
+            mongo: MongoSettings::new(mongo_url, mongo_database),
+            batch: BatchSettings::default(),
+        }
+    }
+}
+
+fn at_least_one(env: &Env, key: &str, default: usize) -> Result<usize, SettingsError> {
+    let value = env.parse_or(key, default)?;
+    if value == 0 {
+        return Err(SettingsError { key: key.into(), value: "0".into(), reason: "must be at least 1".into() });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_those_of_the_design() {
+        let settings = Settings::from_env(&Env::default()).unwrap();
+        assert_eq!(settings.http.port, 8084);
+        assert_eq!(settings.rpc_port, 5001);
+        assert_eq!(settings.mongo.url, "mongodb://127.0.0.1:27017");
+        assert_eq!(settings.mongo.database, "logs");
+        assert_eq!(settings.batch, BatchSettings::default());
+    }
+
+    #[test]
+    fn variables_override_the_defaults() {
+        let env = Env::from_pairs([
+            ("PORT", "9000"),
+            ("RPC_PORT", "9001"),
+            ("MONGO_URL", "mongodb://db:27017"),
+            ("MONGO_DB", "other"),
+            ("MONGO_TIMEOUT_MS", "300"),
+            ("BATCH_MAX", "1"),
+            ("BATCH_WINDOW_MS", "0"),
+        ]);
+        let settings = Settings::from_env(&env).unwrap();
+        assert_eq!((settings.http.port, settings.rpc_port), (9000, 9001));
+        assert_eq!(settings.mongo.url, "mongodb://db:27017");
+        assert_eq!(settings.mongo.database, "other");
+        assert_eq!(settings.mongo.connect_timeout, Duration::from_millis(300));
+        assert_eq!(settings.batch.max_entries, 1);
+        assert_eq!(settings.batch.window, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        let cases = [
+            ("RPC_PORT", "seventy", "not a port"),
+            ("BATCH_MAX", "0", "a group must hold at least one entry"),
+            ("BATCH_CONCURRENCY", "0", "at least one group at a time"),
+            ("BATCH_WINDOW_MS", "-1", "negative window"),
+        ];
+        for (key, value, why) in cases {
+            let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();
+            assert_eq!(error.key, key, "{why}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_mongo_credentials() {
+        let mongo = MongoSettings::new("mongodb://user:s3cret@db:27017/?authSource=admin", "logs");
+        let shown = format!("{mongo:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db:27017"), "{shown}");
+    }
+}

@@ -1,0 +1,339 @@
+//! MongoDB access: the `logs` collection, its indexes, and the few operations the service needs.
+//!
+//! Every operation is bounded: finding a server by `connect_timeout` (the driver's server
+//! selection), the whole operation by `op_timeout`. A store that is down fails a request in
+//! about two seconds with [`LogError::Unavailable`]; the driver reconnects on its own, so writes
+//! succeed again once MongoDB is back, without a restart.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use contract::log::{Level, LogEntry, LogError, StoredEntry};
+use futures::TryStreamExt;
+use mongodb::bson::{self, Document, doc, oid::ObjectId};
+use mongodb::error::{ErrorKind, InsertManyError};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::settings::MongoSettings;
+
+/// The collection, as in the Go original.
+pub const COLLECTION: &str = "logs";
+/// MongoDB's duplicate key error.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// A stored entry as MongoDB holds it: `_id, name, data, level, created_at, updated_at`, plus
+/// `event_id` (a hyphenated UUID) for entries that came through RabbitMQ. Entries without an
+/// event id have no such field at all, which keeps them out of the sparse unique index
+/// (a `null` would be indexed, and two of them would collide).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogDocument {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub name: String,
+    /// Absent in documents written by other programs: read as empty.
+    #[serde(default)]
+    pub data: String,
+    /// Stored as `"INFO"`, `"WARNING"`, `"ERROR"`; absent (the Go original's documents) reads as INFO.
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub created_at: bson::DateTime,
+    pub updated_at: bson::DateTime,
+}
+
+impl LogDocument {
+    /// A new document for `entry`, with a fresh id and both timestamps set to now.
+    pub fn new(entry: LogEntry) -> Self {
+        let now = bson::DateTime::now();
+        Self {
+            id: ObjectId::new(),
+            name: entry.name,
+            data: entry.data,
+            level: entry.level,
+            event_id: entry.event_id.map(|id| id.hyphenated().to_string()),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn into_stored(self) -> StoredEntry {
+        let event_id = self.event_id.and_then(|raw| match uuid::Uuid::parse_str(&raw) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::warn!(entry = %self.id, %raw, %error, "stored event_id is not a UUID; shown as none");
+                None
+            }
+        });
+        StoredEntry {
+            id: self.id.to_hex(),
+            name: self.name,
+            data: self.data,
+            level: self.level,
+            event_id,
+            created_at: to_chrono(self.created_at),
+            updated_at: to_chrono(self.updated_at),
+        }
+    }
+}
+
+fn to_chrono(at: bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// An entry id as clients send it: 24 hex digits, else [`LogError::Invalid`].
+pub fn parse_id(field: &str, id: &str) -> Result<ObjectId, LogError> {
+    ObjectId::parse_str(id.trim())
+        .map_err(|_| LogError::Invalid(format!("{field} must be an entry id of 24 hex digits, got {id:?}")))
+}
+
+/// Handle to the `logs` collection; cheap to clone.
+#[derive(Clone)]
+pub struct LogStore {
+    client: Client,
+    logs: Collection<LogDocument>,
+    /// The indexes, created once; a failed attempt (MongoDB down) is retried by the next write.
+    indexes: std::sync::Arc<OnceCell<()>>,
+    op_timeout: Duration,
+}
+
+impl LogStore {
+    /// Parses the settings into a client. Connects lazily: nothing is contacted here.
+    pub async fn new(settings: &MongoSettings) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut options = ClientOptions::parse(&settings.url).await.context("MONGO_URL is not a valid MongoDB URL")?;
+        options.server_selection_timeout = Some(settings.connect_timeout);
+        options.connect_timeout = Some(settings.connect_timeout);
+        options.app_name.get_or_insert_with(|| "logger".to_owned());
+        let client = Client::with_options(options).context("cannot create the MongoDB client")?;
+        let logs = client.database(&settings.database).collection(COLLECTION);
+        Ok(Self { client, logs, indexes: Default::default(), op_timeout: settings.op_timeout })
+    }
+
+    /// The database name, for logs.
+    pub fn database(&self) -> String {
+        self.logs.namespace().db
+    }
+
+    /// Creates the indexes unless done already: newest-first listing, and one entry per event id.
+    pub async fn ensure_indexes(&self) -> Result<(), LogError> {
+        self.indexes
+            .get_or_try_init(|| async {
+                // `created_at` first: the listing sorts on (created_at, _id), both descending.
+                let by_time = IndexModel::builder()
+                    .keys(doc! { "created_at": -1, "_id": -1 })
+                    .options(IndexOptions::builder().name("created_at".to_owned()).build())
+                    .build();
+                let by_event = IndexModel::builder()
+                    .keys(doc! { "event_id": 1 })
+                    .options(IndexOptions::builder().name("event_id".to_owned()).unique(true).sparse(true).build())
+                    .build();
+                self.bounded("create indexes", self.logs.create_indexes([by_time, by_event])).await?;
+                tracing::info!(database = %self.database(), "indexes ready");
+                Ok(())
+            })
+            .await
+            .copied()
+    }
+
+    /// Inserts `docs` in one unordered `insert_many` and says, per document, which id it has:
+    /// its own, or for a duplicate event id the id of the entry already stored, or an error.
+    /// The result has one element per document, in order.
+    pub async fn insert_all(&self, docs: &[LogDocument]) -> Vec<Result<String, LogError>> {
+        if docs.is_empty() {
+            return Vec::new();
+        }
+        if let Err(error) = self.ensure_indexes().await {
+            return vec![Err(error); docs.len()];
+        }
+        let mut results: Vec<Result<String, LogError>> = docs.iter().map(|d| Ok(d.id.to_hex())).collect();
+        let error = match self.bounded_raw("insert", self.logs.insert_many(docs).ordered(false)).await {
+            Ok(Ok(_)) => return results,
+            Ok(Err(error)) => error,
+            Err(timeout) => return vec![Err(timeout); docs.len()],
+        };
+        let write_errors = match *error.kind {
+            ErrorKind::InsertMany(InsertManyError {
+                write_errors: Some(write_errors),
+                write_concern_error: None,
+                ..
+            }) => write_errors,
+            _ => {
+                let error = unavailable("insert", &error);
+                return vec![Err(error); docs.len()];
+            }
+        };
+        // Unordered: every document without an error of its own was stored.
+        let mut duplicates: Vec<(usize, String)> = Vec::new();
+        for write_error in write_errors {
+            let Some(doc) = docs.get(write_error.index) else { continue };
+            match (&doc.event_id, write_error.code) {
+                (Some(event_id), DUPLICATE_KEY) => duplicates.push((write_error.index, event_id.clone())),
+                _ => {
+                    tracing::error!(code = write_error.code, message = %write_error.message, "MongoDB refused an entry");
+                    results[write_error.index] =
+                        Err(LogError::Unavailable(format!("MongoDB refused the entry: {}", write_error.message)));
+                }
+            }
+        }
+        if !duplicates.is_empty() {
+            let existing = self.ids_of_events(duplicates.iter().map(|(_, id)| id.clone()).collect()).await;
+            for (index, event_id) in duplicates {
+                results[index] = match &existing {
+                    Ok(found) => found.get(&event_id).cloned().ok_or_else(|| {
+                        LogError::Unavailable(format!("event {event_id} is a duplicate, but its entry was not found"))
+                    }),
+                    Err(error) => Err(error.clone()),
+                };
+            }
+        }
+        results
+    }
+
+    /// The ids of the entries stored for these event ids.
+    async fn ids_of_events(&self, event_ids: Vec<String>) -> Result<HashMap<String, String>, LogError> {
+        let raw = self.logs.clone_with_type::<Document>();
+        let find = async {
+            raw.find(doc! { "event_id": { "$in": event_ids } })
+                .projection(doc! { "_id": 1, "event_id": 1 })
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        let found = self.bounded("find duplicates", find).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|d| Some((d.get_str("event_id").ok()?.to_owned(), d.get_object_id("_id").ok()?.to_hex())))
+            .collect())
+    }
+
+    /// At most `limit` entries, newest first, older than the entry `before` when given.
+    /// Ordered by (`created_at`, `_id`) descending: ids break ties between entries of the same
+    /// millisecond, and paging from an entry continues exactly after it.
+    pub async fn recent(&self, limit: u32, before: Option<&str>) -> Result<Vec<StoredEntry>, LogError> {
+        let filter = match before {
+            None => doc! {},
+            Some(before) => {
+                let id = parse_id("before", before)?;
+                let raw = self.logs.clone_with_type::<Document>();
+                let anchor = self
+                    .bounded(
+                        "find the page anchor",
+                        raw.find_one(doc! { "_id": id }).projection(doc! { "created_at": 1 }),
+                    )
+                    .await?
+                    .ok_or_else(|| LogError::Invalid(format!("before: no entry has the id {before:?}")))?;
+                let created_at = anchor
+                    .get_datetime("created_at")
+                    .map_err(|_| LogError::Invalid(format!("before: entry {before:?} has no created_at")))?;
+                doc! { "$or": [
+                    { "created_at": { "$lt": created_at } },
+                    { "created_at": created_at, "_id": { "$lt": id } },
+                ] }
+            }
+        };
+        let find = async {
+            self.logs
+                .find(filter)
+                .sort(doc! { "created_at": -1, "_id": -1 })
+                .limit(i64::from(limit))
+                .await?
+                .try_collect::<Vec<LogDocument>>()
+                .await
+        };
+        let docs = self.bounded("list entries", find).await?;
+        Ok(docs.into_iter().map(LogDocument::into_stored).collect())
+    }
+
+    /// One entry by id.
+    pub async fn get(&self, id: &str) -> Result<StoredEntry, LogError> {
+        let oid = parse_id("id", id)?;
+        self.bounded("find an entry", self.logs.find_one(doc! { "_id": oid }))
+            .await?
+            .map(LogDocument::into_stored)
+            .ok_or_else(|| LogError::NotFound(id.to_owned()))
+    }
+
+    /// Succeeds when MongoDB answers.
+    pub async fn ping(&self) -> Result<(), LogError> {
+        self.bounded("ping", self.client.database(&self.database()).run_command(doc! { "ping": 1 })).await?;
+        Ok(())
+    }
+
+    /// Runs one driver operation within `op_timeout`; any failure means the store is unavailable.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, LogError> {
+        self.bounded_raw(what, operation).await?.map_err(|error| unavailable(what, &error))
+    }
+
+    async fn bounded_raw<T>(
+        &self,
+        what: &str,
+        operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<mongodb::error::Result<T>, LogError> {
+        tokio::time::timeout(self.op_timeout, operation.into_future()).await.map_err(|_| {
+            tracing::error!(what, timeout = ?self.op_timeout, "MongoDB did not answer");
+            LogError::Unavailable(format!("MongoDB did not answer within {:?}", self.op_timeout))
+        })
+    }
+}
+
+/// A driver error as a caller sees it: "unavailable", and whether it could not even find a server.
+fn unavailable(what: &str, error: &mongodb::error::Error) -> LogError {
+    tracing::error!(what, error = %error, "MongoDB operation failed");
+    let reason = match *error.kind {
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+            "MongoDB is unreachable".to_owned()
+        }
+        _ => format!("MongoDB failed to {what}"),
+    };
+    LogError::Unavailable(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_24_hex_digits() {
+        assert!(parse_id("id", "65f1c0ffee0000000000abcd").is_ok());
+        for bad in ["", "nope", "65f1c0ffee0000000000abc", "65f1c0ffee0000000000abcdz", "zzzzzzzzzzzzzzzzzzzzzzzz"] {
+            let error = parse_id("id", bad).unwrap_err();
+            assert!(matches!(&error, LogError::Invalid(m) if m.contains("24 hex digits")), "{bad:?}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn a_document_without_an_event_id_has_no_event_id_field() {
+        let entry = LogEntry { name: "n".into(), data: "d".into(), level: Level::Warning, event_id: None };
+        let doc = bson::to_document(&LogDocument::new(entry)).unwrap();
+        assert!(!doc.contains_key("event_id"), "{doc}");
+        assert_eq!(doc.get_str("level").unwrap(), "WARNING");
+        assert_eq!(doc.get_datetime("created_at").unwrap(), doc.get_datetime("updated_at").unwrap());
+    }
+
+    #[test]
+    fn a_go_original_document_reads_with_defaults() {
+        let stored = doc! { "_id": ObjectId::new(), "name": "event", "data": "x",
+        "created_at": bson::DateTime::now(), "updated_at": bson::DateTime::now() };
+        let entry = bson::from_document::<LogDocument>(stored).unwrap().into_stored();
+        assert_eq!(entry.level, Level::Info);
+        assert_eq!(entry.event_id, None);
+    }
+
+    #[test]
+    fn event_ids_round_trip_as_hyphenated_uuids() {
+        let id = uuid::Uuid::new_v4();
+        let entry = LogEntry { name: "n".into(), data: String::new(), level: Level::Info, event_id: Some(id) };
+        let doc = LogDocument::new(entry);
+        assert_eq!(doc.event_id.as_deref(), Some(id.hyphenated().to_string().as_str()));
+        assert_eq!(doc.into_stored().event_id, Some(id));
+    }
+}
