@@ -1,0 +1,143 @@
+//! What the broker answers by itself: `POST /`, `/ping`, `/health`, CORS and the OpenAPI document.
+
+use std::collections::BTreeSet;
+
+use contract::handle::HandleRequest;
+use serde_json::Value;
+
+use crate::helpers::{read, settings_with_downstreams_down, spawn_broker};
+
+#[tokio::test]
+async fn posting_to_the_root_hits_the_broker() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    let answer = read(app.http.post(&app.address).send().await.unwrap()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, serde_json::json!({"error": false, "message": "Hit the broker"}));
+}
+
+#[tokio::test]
+async fn ping_and_health_answer_while_every_downstream_is_down() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    for path in ["/ping", "/health"] {
+        let answer = app.get(path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert_eq!(answer.body["error"], false, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn ready_is_503_and_names_every_downstream_that_is_down() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    let answer = app.get("/ready").await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    for name in ["authentication", "logger", "mailer", "rabbitmq"] {
+        let report = answer.body["data"][name].as_str().unwrap_or_else(|| panic!("no {name} in {}", answer.body));
+        assert_ne!(report, "ok", "{name} is down and must not be reported ok");
+    }
+}
+
+#[tokio::test]
+async fn a_preflight_from_an_allowed_origin_is_allowed() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    let origin = &app.settings.cors_allowed_origins[0];
+    let response = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/handle", app.address))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_lowercase);
+    assert_eq!(header("access-control-allow-origin").as_deref(), Some(origin.as_str()));
+    assert!(header("access-control-allow-methods").is_some_and(|m| m.contains("post")), "POST allowed");
+    assert!(header("access-control-allow-headers").is_some_and(|h| h.contains("content-type")), "JSON allowed");
+    assert_eq!(header("access-control-allow-credentials"), None, "no credentials: the broker uses none");
+}
+
+#[tokio::test]
+async fn a_preflight_from_another_origin_is_not_allowed() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    let response = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/handle", app.address))
+        .header("Origin", "http://evil.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!response.status().is_success(), "{}", response.status());
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn the_allowed_origins_come_from_the_settings() {
+    let mut settings = settings_with_downstreams_down();
+    settings.cors_allowed_origins = vec!["https://app.example.com".into()];
+    let app = spawn_broker(settings).await;
+    let response = app.http.post(&app.address).header("Origin", "https://app.example.com").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
+    let response = app.http.post(&app.address).header("Origin", "http://localhost:8081").send().await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none(), "the default is replaced");
+}
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => found.push(target.clone()),
+                    _ => refs(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_action_status_and_the_error_envelope() {
+    let app = spawn_broker(settings_with_downstreams_down()).await;
+    let response = app.http.get(format!("{}/openapi.json", app.address)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let doc: Value = response.json().await.expect("the document is JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "OpenAPI 3: {}", doc["openapi"]);
+
+    // Every action is a branch of the request body, tagged by `action`.
+    let handle = &doc["paths"]["/handle"]["post"];
+    assert_eq!(
+        handle["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/HandleRequest"
+    );
+    let branches = doc["components"]["schemas"]["HandleRequest"]["oneOf"].as_array().expect("a oneOf of actions");
+    let actions: BTreeSet<&str> =
+        branches.iter().filter_map(|branch| branch["properties"]["action"]["enum"][0].as_str()).collect();
+    assert_eq!(actions, HandleRequest::ACTIONS.into_iter().collect::<BTreeSet<_>>());
+
+    // Every status the handler answers with, each with a JSON envelope.
+    for status in ["200", "202", "400", "401", "413", "415", "502", "504"] {
+        let schema = &handle["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+        let name = schema.as_str().unwrap_or_else(|| panic!("status {status} has no body schema"));
+        assert!(name.starts_with("#/components/schemas/Envelope"), "{status}: {name}");
+    }
+    let envelope = &doc["components"]["schemas"]["Envelope"];
+    assert_eq!(envelope["required"], serde_json::json!(["error", "message"]));
+    assert_eq!(envelope["properties"]["error"]["type"], "boolean");
+
+    // The operational routes are there too, and no reference dangles.
+    for path in ["/", "/ping", "/health", "/ready", "/openapi.json"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is described");
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for target in found {
+        let name = target.strip_prefix("#/components/schemas/").expect("a schema reference");
+        assert!(doc["components"]["schemas"].get(name).is_some(), "{target} is defined");
+    }
+}

@@ -1,0 +1,180 @@
+//! Starting a broker on port 0 against downstreams of the test's choosing, and small servers
+//! that stand in for a downstream that is down or hangs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use broker::{Application, Settings};
+use serde_json::Value;
+use service_kit::HttpSettings;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A running broker and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    pub http: reqwest::Client,
+    /// The settings it was started with.
+    pub settings: Settings,
+}
+
+/// A response read whole: status and the envelope.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body))
+    }
+
+    /// The envelope of a failure: `error` true and a message.
+    pub fn assert_error(&self, status: u16, message_part: &str, why: &str) {
+        assert_eq!(self.status, status, "{why}: {}", self.body);
+        assert_eq!(self.body["error"], true, "{why}: {}", self.body);
+        assert!(self.message().contains(message_part), "{why}: {:?} should contain {message_part:?}", self.message());
+    }
+}
+
+impl TestApp {
+    /// `POST /handle` with a JSON body.
+    pub async fn handle(&self, body: &Value) -> Answer {
+        let response =
+            self.http.post(format!("{}/handle", self.address)).json(body).send().await.expect("POST /handle");
+        read(response).await
+    }
+
+    /// `POST /handle` with any body and content type.
+    pub async fn handle_raw(&self, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Answer {
+        let mut request = self.http.post(format!("{}/handle", self.address)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        read(request.send().await.expect("POST /handle")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        read(self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")).await
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    Answer { status, body }
+}
+
+/// Starts a broker with `settings` (its port is replaced by 0) and returns once it serves.
+pub async fn spawn_broker(mut settings: Settings) -> TestApp {
+    service_kit::telemetry::init_for_tests();
+    settings.http = HttpSettings::ephemeral();
+    let app = Application::build(settings.clone()).await.expect("the broker builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
+    TestApp { address, http, settings }
+}
+
+/// A port nothing listens on: bound, then released.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("an address").port()
+}
+
+/// Settings whose four downstreams are all at closed ports, with short timeouts.
+pub fn settings_with_downstreams_down() -> Settings {
+    let mut settings = Settings::from_env(&service_kit::Env::default()).expect("default settings");
+    settings.auth_url = format!("http://127.0.0.1:{}", closed_port());
+    settings.mailer_url = format!("http://127.0.0.1:{}", closed_port());
+    settings.logger_rpc_addr = format!("127.0.0.1:{}", closed_port());
+    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+    settings.exchange = service_kit::testing::unique_name("broker-test");
+    for timeout in [
+        &mut settings.auth_timeout,
+        &mut settings.logger_timeout,
+        &mut settings.mailer_timeout,
+        &mut settings.rabbit_timeout,
+    ] {
+        *timeout = Duration::from_secs(2);
+    }
+    settings
+}
+
+/// A TCP server that accepts connections and never answers: a downstream that hangs.
+/// Counts the connections it accepted, so a test can tell whether anything reached it.
+pub struct HangingServer {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl HangingServer {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            // Held, never read from or written to, until the server is dropped.
+            let mut held: Vec<TcpStream> = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        Self { addr, accepted, task }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Four hanging servers, one per downstream, and settings pointing the broker at them.
+pub struct HangingDownstreams {
+    pub auth: HangingServer,
+    pub logger: HangingServer,
+    pub mailer: HangingServer,
+    pub rabbit: HangingServer,
+}
+
+impl HangingDownstreams {
+    pub async fn start() -> Self {
+        Self {
+            auth: HangingServer::start().await,
+            logger: HangingServer::start().await,
+            mailer: HangingServer::start().await,
+            rabbit: HangingServer::start().await,
+        }
+    }
+
+    /// Broker settings pointing at these servers, every hop bounded by `timeout`.
+    pub fn settings(&self, timeout: Duration) -> Settings {
+        let mut settings = settings_with_downstreams_down();
+        settings.auth_url = format!("http://{}", self.auth.addr);
+        settings.mailer_url = format!("http://{}", self.mailer.addr);
+        settings.logger_rpc_addr = self.logger.addr.to_string();
+        settings.rabbit_url = format!("amqp://guest:guest@{}/%2f", self.rabbit.addr);
+        settings.auth_timeout = timeout;
+        settings.logger_timeout = timeout;
+        settings.mailer_timeout = timeout;
+        settings.rabbit_timeout = timeout;
+        settings
+    }
+
+    pub fn connections(&self) -> usize {
+        self.auth.connections() + self.logger.connections() + self.mailer.connections() + self.rabbit.connections()
+    }
+}

@@ -1,0 +1,8 @@
+//! The broker's API tests: real servers over real connections. Downstreams that are down are
+//! closed ports; downstreams that hang are TCP servers that accept and never answer; the
+//! success paths run the real authentication, logger, mailer and listener in-process.
+
+mod bad_input;
+mod basics;
+mod downstream_failures;
+mod helpers;
