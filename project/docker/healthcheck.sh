@@ -5,6 +5,8 @@
 # debian:bookworm-slim already, so the check adds no package). PORT defaults to the container's
 # $PORT, the same variable the service listens on; PATH defaults to /health.
 set -u
+# A peer that closes early must make this fail with a message, not kill it silently by SIGPIPE.
+trap '' PIPE
 path="${1:-/health}"
 port="${2:-${PORT:-8080}}"
 
