@@ -138,22 +138,24 @@ impl UserStore {
     /// The user with this address, compared case-insensitively; `email` is already lower-case.
     #[tracing::instrument(name = "find user by email", skip(self))]
     pub async fn find_by_email(&self, email: &str) -> Result<Option<StoredUser>, StoreError> {
-        let attempt = || {
-            self.bounded(self.query_timeout, async {
-                let client = self.pool.get().await?;
-                let statement = client.prepare_cached(FIND_BY_EMAIL).await?;
-                let row = client.query_opt(&statement, &[&email]).await?;
-                row.map(|row| stored_user(&row)).transpose()
-            })
+        let attempt = || async {
+            let client = self.pool.get().await?;
+            let statement = client.prepare_cached(FIND_BY_EMAIL).await?;
+            let row = client.query_opt(&statement, &[&email]).await?;
+            row.map(|row| stored_user(&row)).transpose()
         };
-        // A connection can die between its check and its use; a read is safe to try again once.
-        match attempt().await {
-            Err(StoreError::Unavailable(error)) => {
-                tracing::warn!(error = %format!("{error:#}"), "lost the database connection, trying once more");
-                attempt().await
+        // A connection can die between its check and its use; a read is safe to try again once,
+        // within the same time bound.
+        self.bounded(self.query_timeout, async {
+            match attempt().await {
+                Err(StoreError::Unavailable(error)) => {
+                    tracing::warn!(error = %format!("{error:#}"), "database connection failed, trying once more");
+                    attempt().await
+                }
+                outcome => outcome,
             }
-            outcome => outcome,
-        }
+        })
+        .await
     }
 
     /// Inserts a user; [`StoreError::Duplicate`] when the address is taken.

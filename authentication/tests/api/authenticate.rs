@@ -1,0 +1,130 @@
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, envelope, spawn_app, spawn_app_with_cost};
+
+#[tokio::test]
+async fn the_seed_user_logs_in_with_a_202_and_its_user_data() {
+    let app = spawn_app().await;
+
+    let (status, body) = envelope(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await).await;
+
+    assert_eq!(status, 202, "{body:?}");
+    assert!(!body.error);
+    assert_eq!(body.message, "Logged in user admin@example.com");
+    let user = body.data.expect("the user");
+    assert_eq!(user["email"], SEED_EMAIL);
+    assert_eq!(user["first_name"], "Admin");
+    assert_eq!(user["last_name"], "User");
+    assert_eq!(user["active"], true);
+    assert!(user["id"].is_i64(), "{user}");
+    for field in ["created_at", "updated_at"] {
+        assert!(user[field].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{user}");
+    }
+    let keys: Vec<&String> = user.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 7, "exactly the user's public fields, never the hash: {keys:?}");
+}
+
+#[tokio::test]
+async fn the_address_is_trimmed_and_compared_case_insensitively() {
+    let app = spawn_app().await;
+
+    let (status, body) = envelope(app.authenticate("  Admin@EXAMPLE.com ", SEED_PASSWORD).await).await;
+
+    assert_eq!(status, 202, "{body:?}");
+    assert_eq!(body.data.unwrap()["email"], SEED_EMAIL);
+}
+
+#[tokio::test]
+async fn unknown_address_wrong_password_and_inactive_user_get_the_same_401() {
+    let app = spawn_app().await;
+    let inactive = app.registered_user("the right password", false).await;
+    let cases = [
+        ("nobody@example.com", SEED_PASSWORD, "unknown address"),
+        (SEED_EMAIL, "not the password", "wrong password"),
+        (SEED_EMAIL, "VERYSECRET", "password in the wrong case"),
+        (inactive.as_str(), "the right password", "inactive user with the right password"),
+    ];
+    for (email, password, why) in cases {
+        let response = app.authenticate(email, password).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 401, "{why}: {text}");
+        assert_eq!(text, r#"{"error":true,"message":"invalid credentials"}"#, "{why}: the very same body");
+        assert!(!text.contains(password), "{why}: the password is not echoed");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_address_takes_as_long_as_a_wrong_password() {
+    // Cost 10 makes one bcrypt run (tens of ms) stand out from a lookup (well under 1 ms): a
+    // login that skipped bcrypt for unknown addresses would take a small fraction of the time.
+    let app = spawn_app_with_cost(10).await;
+    let active = app.registered_user("the right password", true).await;
+    let inactive = app.registered_user("the right password", false).await;
+    let mut medians = Vec::new();
+    for (email, password) in [
+        (active.as_str(), "a wrong password"),
+        ("nobody@example.com", "a password"),
+        (inactive.as_str(), "the right password"),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            assert_eq!(app.authenticate(email, password).await.status().as_u16(), 401);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        medians.push(times[2]);
+    }
+    let (wrong, unknown, inactive) = (medians[0], medians[1], medians[2]);
+    assert!(unknown > wrong / 2, "unknown address {unknown:?} vs wrong password {wrong:?}");
+    assert!(inactive > wrong / 2, "inactive user {inactive:?} vs wrong password {wrong:?}");
+}
+
+/// (why, content type, body, expected status, part of the expected message)
+type BadInput<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_that_names_the_problem() {
+    let app = spawn_app().await;
+    let json = Some("application/json");
+    let long_password = "p".repeat(10_000);
+    let huge = format!(r#"{{"email":"a@b.c","password":"{}"}}"#, "x".repeat(1024 * 1024 + 1));
+    let body = |value: Value| value.to_string().into_bytes();
+    let cases: Vec<BadInput> = vec![
+        ("malformed JSON", json, br#"{"email": "a@b.c", "password": "#.to_vec(), 400, "not valid JSON"),
+        ("not an object", json, b"[1, 2]".to_vec(), 400, "invalid type"),
+        ("missing password", json, body(json!({"email": "a@b.c"})), 400, "missing field `password`"),
+        ("missing email", json, body(json!({"password": "x"})), 400, "missing field `email`"),
+        ("numeric password", json, body(json!({"email": "a@b.c", "password": 12345})), 400, "expected a string"),
+        ("null email", json, body(json!({"email": null, "password": "x"})), 400, "expected a string"),
+        ("empty password", json, body(json!({"email": "a@b.c", "password": ""})), 400, "`password`: must not be empty"),
+        (
+            "10 kB password",
+            json,
+            body(json!({"email": "a@b.c", "password": long_password})),
+            400,
+            "`password`: must be at most 72 bytes",
+        ),
+        ("empty email", json, body(json!({"email": " ", "password": "x"})), 400, "`email`: must not be empty"),
+        ("not an address", json, body(json!({"email": "admin", "password": "x"})), 400, "`email`: must be an e-mail"),
+        ("body over 1 MiB", json, huge.into_bytes(), 413, "larger than 1048576 bytes"),
+        (
+            "text content type",
+            Some("text/plain"),
+            body(json!({"email": "a@b.c", "password": "x"})),
+            415,
+            "application/json",
+        ),
+        ("no content type", None, body(json!({"email": "a@b.c", "password": "x"})), 415, "application/json"),
+    ];
+    for (why, content_type, payload, expected_status, expected_message) in cases {
+        let (status, body) = envelope(app.post_raw("/authenticate", content_type, payload).await).await;
+        assert_eq!(status, expected_status, "{why}: {body:?}");
+        assert!(body.error, "{why}");
+        assert!(body.message.contains(expected_message), "{why}: {:?} should name the problem", body.message);
+        assert!(!body.message.contains("ppppp"), "{why}: the password is not echoed");
+    }
+}

@@ -1,0 +1,25 @@
+use crate::helpers::{envelope, spawn_app};
+
+#[tokio::test]
+async fn health_answers_200_while_the_process_runs() {
+    let app = spawn_app().await;
+    let (status, body) = envelope(app.get("/health").await).await;
+    assert_eq!(status, 200);
+    assert!(!body.error);
+}
+
+#[tokio::test]
+async fn ready_answers_200_when_postgres_answers() {
+    let app = spawn_app().await;
+    let (status, body) = envelope(app.get("/ready").await).await;
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(body.data.unwrap()["postgres"], "ok");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_in_the_envelope() {
+    let app = spawn_app().await;
+    let (status, body) = envelope(app.get("/nope").await).await;
+    assert_eq!(status, 404);
+    assert!(body.error && body.message.contains("/nope"), "{body:?}");
+}

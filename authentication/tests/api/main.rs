@@ -1,0 +1,9 @@
+//! Integration tests: the real service on port 0 against the real Postgres, one database per test.
+
+mod authenticate;
+mod health;
+mod helpers;
+mod migrations;
+mod proxy;
+mod register;
+mod resilience;
