@@ -18,8 +18,6 @@ pub struct Application {
     port: u16,
     /// The running server; awaiting it serves until SIGTERM/SIGINT.
     server: Server,
-    /// The pool, so that tests and tools can reach the same database.
-    store: UserStore,
 }
 
 impl Application {
@@ -28,6 +26,9 @@ impl Application {
     /// service cannot answer anything. After start-up a lost database only makes requests fail
     /// with 503 until it is back.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First what fails for good, so that a taken port or a bad DSN does not wait a minute.
+        let (listener, port) = bind(&settings.http)
+            .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
         let store = UserStore::new(&settings.database)?;
         let hasher =
             PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency).await.with_context(|| {
@@ -35,43 +36,48 @@ impl Application {
             })?;
         let seed_hash = hasher.hash(SEED_PASSWORD.to_owned()).await?;
 
-        let applied = retry("apply the database migrations", RetryPolicy::STARTUP, || store.migrate(&seed_hash))
-            .await
-            .context("cannot apply the database migrations")?;
+        let applied = retry("apply the database migrations", RetryPolicy::STARTUP, || async {
+            store.migrate(&seed_hash).await.map_err(|error| one_line(&error))
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("cannot apply the database migrations")?;
         tracing::info!(applied, "database schema is up to date");
 
-        let (listener, port) = bind(&settings.http)
-            .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
         let readiness = Readiness::new().check("postgres", {
             let store = store.clone();
             move || {
                 let store = store.clone();
-                async move { store.ping().await.map_err(|error| format!("{error:#}")) }
+                async move { store.ping().await.map_err(|error| one_line(&error)) }
             }
         });
         let store_data = web::Data::new(store.clone());
         let hasher_data = web::Data::new(hasher);
         let server = HttpService::new(readiness).run(listener, move |cfg| {
-            cfg.app_data(store_data.clone())
-                .app_data(hasher_data.clone())
-                .route("/authenticate", web::post().to(routes::authenticate))
-                .route("/users", web::post().to(routes::register));
+            cfg.app_data(store_data.clone()).app_data(hasher_data.clone()).configure(routes::configure);
         })?;
         tracing::info!(port, "authentication service listening");
-        Ok(Self { port, server, store })
+        Ok(Self { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// The service's connection pool.
-    pub fn store(&self) -> &UserStore {
-        &self.store
-    }
-
     /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("the HTTP server failed")
     }
+}
+
+/// An error and its causes on one line, for the `/ready` report.
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }

@@ -124,3 +124,17 @@ async fn a_pool_pointed_at_a_closed_port_reports_unavailable_quickly() {
     assert!(matches!(lookup, Err(StoreError::Unavailable(_))), "{:?}", lookup.err());
     assert!(started.elapsed() < QUICKLY, "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn settings_that_can_never_work_stop_the_start_at_once() {
+    let cases = [
+        (settings("postgres://[not a host", TEST_COST), "DSN"),
+        (settings("postgres://postgres@127.0.0.1:1/users", 3), "BCRYPT_COST"),
+    ];
+    for (settings, named) in cases {
+        let started = Instant::now();
+        let error = authentication::Application::build(settings).await.err().expect("the start fails");
+        assert!(format!("{error:#}").contains(named), "{error:#}");
+        assert!(started.elapsed() < QUICKLY, "{named}: gave up after {:?}", started.elapsed());
+    }
+}
