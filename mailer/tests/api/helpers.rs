@@ -3,6 +3,8 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mailer::settings::{FROM_ADDRESS, FROM_NAME, MAIL_HOST, MAIL_PORT};
@@ -150,4 +152,46 @@ pub async fn envelope(response: reqwest::Response) -> (u16, contract::Envelope) 
     let body = response.text().await.expect("a body");
     let envelope = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not an envelope ({e}): {body}"));
     (status, envelope)
+}
+
+/// A TCP proxy in front of an SMTP server that counts the connections going through it.
+pub struct CountingProxy {
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    pub async fn start(upstream_host: String, upstream_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a proxy port");
+        let port = listener.local_addr().expect("an address").port();
+        let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counters = (accepted.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                counters.0.fetch_add(1, Ordering::SeqCst);
+                counters.1.fetch_add(1, Ordering::SeqCst);
+                let open = counters.1.clone();
+                let upstream = (upstream_host.clone(), upstream_port);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { port, accepted, open }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
 }

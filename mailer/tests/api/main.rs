@@ -3,5 +3,6 @@
 mod health;
 mod helpers;
 mod invalid_input;
+mod pool;
 mod send;
 mod smtp_outage;
