@@ -15,8 +15,8 @@ use crate::templates::RenderedMail;
 /// The outcomes of a send a caller can act on.
 #[derive(thiserror::Error)]
 pub enum SendError {
-    /// A field is missing its shape; the message names it. 400.
-    #[error("{0}")]
+    /// A field is missing or malformed; the message names it. 400.
+    #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// The SMTP server is down, refused the mail (502) or did not answer in time (504).
     #[error(transparent)]
