@@ -201,10 +201,17 @@ impl MailCatcher {
         format!("{}@example.com", unique_name("rcpt"))
     }
 
-    /// Every mail caught so far whose recipients include `to`.
+    /// Every mail caught so far whose recipients include `to` (exact address, as sent).
+    /// The catcher filters on its side, so a long-lived catcher full of mail stays fast.
     pub async fn mails_to(&self, to: &str) -> Vec<CaughtMail> {
         let url = format!("{}/email", self.base_url);
-        let response = self.http.get(&url).send().await.unwrap_or_else(|e| panic!("cannot reach {url}: {e}"));
+        let response = self
+            .http
+            .get(&url)
+            .query(&[("to.address", to)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {url}: {e}"));
         let mails: Vec<CaughtMail> = response.json().await.expect("the catcher answers a JSON list");
         mails.into_iter().filter(|m| m.to.iter().any(|a| a.address.eq_ignore_ascii_case(to))).collect()
     }
