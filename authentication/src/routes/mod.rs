@@ -3,6 +3,10 @@
 mod authenticate;
 mod register;
 
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError, web};
+use service_kit::http::BodyError;
+
 pub use authenticate::{AuthenticateError, authenticate};
 pub use register::{RegisterError, register};
 
@@ -11,10 +15,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/authenticate").app_data(json_config()).route(web::post().to(authenticate)))
         .service(web::resource("/users").app_data(json_config()).route(web::post().to(register)));
 }
-
-use actix_web::http::header;
-use actix_web::{HttpResponse, ResponseError, web};
-use service_kit::http::BodyError;
 
 /// How addresses are stored and looked up: without surrounding blanks, in lower case.
 fn normalize_email(email: &str) -> String {
