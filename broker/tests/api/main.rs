@@ -2,7 +2,9 @@
 //! closed ports; downstreams that hang are TCP servers that accept and never answer; the
 //! success paths run the real authentication, logger, mailer and listener in-process.
 
+mod actions;
 mod bad_input;
 mod basics;
 mod downstream_failures;
 mod helpers;
+mod stack;

@@ -1,0 +1,160 @@
+//! The whole system in-process: authentication, logger, mailer and listener on port 0 with a
+//! Postgres database, a Mongo database and an exchange/queue of their own, and a broker in front.
+
+use std::time::Duration;
+
+use broker::Settings;
+use mongodb::bson::{Document, doc};
+use service_kit::amqp::Topology;
+use service_kit::testing::{self, MailCatcher, TestMongo, TestPostgres, eventually, unique_name};
+use service_kit::{Env, HttpSettings};
+
+use crate::helpers::{TestApp, spawn_broker};
+
+/// The running system; [`TestStack::cleanup`] removes what it left on the shared RabbitMQ.
+pub struct TestStack {
+    pub broker: TestApp,
+    /// The authentication service's database (dropped with the stack).
+    _postgres: TestPostgres,
+    /// The logger's database (dropped with the stack).
+    pub mongo: TestMongo,
+    /// The listener's exchange and queue.
+    pub topology: Topology,
+    pub logger: logger::StopHandle,
+    pub listener: listener::StopHandle,
+    /// The SMTP catcher the mailer sends to.
+    pub mail: MailCatcher,
+}
+
+/// Starts every service, then a broker pointing at them; returns once the listener consumes.
+pub async fn spawn_stack() -> TestStack {
+    spawn_stack_with(|_| {}).await
+}
+
+/// As [`spawn_stack`], with the broker's settings adjusted by `adjust` (e.g. RabbitMQ down).
+pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
+    service_kit::telemetry::init_for_tests();
+    let postgres = TestPostgres::create().await;
+    let mongo = TestMongo::new();
+    let exchange = unique_name("broker-ex");
+    let queue = unique_name("broker-q");
+
+    let mut settings =
+        authentication::Settings::from_env(&Env::from_pairs([("DSN", postgres.url.as_str()), ("BCRYPT_COST", "4")]))
+            .expect("authentication settings");
+    settings.http = HttpSettings::ephemeral();
+    let auth = authentication::Application::build(settings).await.expect("authentication starts");
+    let auth_url = format!("http://127.0.0.1:{}", auth.port());
+    tokio::spawn(auth.run_until_stopped());
+
+    let mut settings = logger::Settings::from_env(&Env::from_pairs([
+        ("MONGO_URL", mongo.url.as_str()),
+        ("MONGO_DB", mongo.name.as_str()),
+        ("RPC_PORT", "0"),
+    ]))
+    .expect("logger settings");
+    settings.http = HttpSettings::ephemeral();
+    let logger = logger::Application::build(settings).await.expect("the logger starts");
+    let logger_rpc_addr = format!("127.0.0.1:{}", logger.rpc_port());
+    let logger_stop = logger.stop_handle();
+    tokio::spawn(logger.run_until_stopped());
+
+    let smtp_port = testing::smtp_port().to_string();
+    let mut settings = mailer::Settings::from_env(&Env::from_pairs([
+        ("MAIL_HOST", testing::smtp_host().as_str()),
+        ("MAIL_PORT", smtp_port.as_str()),
+        ("FROM_ADDRESS", "broker-tests@example.com"),
+    ]))
+    .expect("mailer settings");
+    settings.http = HttpSettings::ephemeral();
+    let mailer = mailer::Application::build(settings).await.expect("the mailer starts");
+    let mailer_url = format!("http://127.0.0.1:{}", mailer.port());
+    tokio::spawn(mailer.run_until_stopped());
+
+    let connection_name = unique_name("broker-test-listener");
+    let rabbit_url = testing::rabbit_url();
+    let mut settings = listener::Settings::from_env(&Env::from_pairs([
+        ("RABBIT_URL", rabbit_url.as_str()),
+        ("LOGGER_RPC_ADDR", logger_rpc_addr.as_str()),
+        ("QUEUE_NAME", queue.as_str()),
+        ("EXCHANGE", exchange.as_str()),
+        ("CONNECTION_NAME", connection_name.as_str()),
+    ]))
+    .expect("listener settings");
+    settings.http = HttpSettings::ephemeral();
+    let topology = settings.topology();
+    let listener = listener::Application::build(settings).await.expect("the listener starts");
+    let listener_ready = format!("http://127.0.0.1:{}/ready", listener.port());
+    let listener_stop = listener.stop_handle();
+    tokio::spawn(listener.run_until_stopped());
+
+    let mut settings = Settings::from_env(&Env::default()).expect("broker settings");
+    settings.auth_url = auth_url;
+    settings.logger_rpc_addr = logger_rpc_addr;
+    settings.mailer_url = mailer_url;
+    settings.rabbit_url = rabbit_url;
+    settings.exchange = exchange;
+    adjust(&mut settings);
+    let broker = spawn_broker(settings).await;
+
+    // The queue exists (and is bound) once the listener is ready; events published before
+    // would have nowhere to go.
+    let http = broker.http.clone();
+    eventually("the listener to be ready", Duration::from_secs(10), || async {
+        let response = http.get(&listener_ready).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+
+    TestStack {
+        broker,
+        _postgres: postgres,
+        mongo,
+        topology,
+        logger: logger_stop,
+        listener: listener_stop,
+        mail: MailCatcher::new(),
+    }
+}
+
+impl TestStack {
+    /// The stored log entries matching `filter`, straight from MongoDB.
+    pub async fn stored(&self, filter: Document) -> Vec<Document> {
+        let client = self.mongo.client().await;
+        let collection = client.database(&self.mongo.name).collection::<Document>("logs");
+        let mut cursor = collection.find(filter).await.expect("query the log store");
+        let mut found = Vec::new();
+        while cursor.advance().await.expect("read the log store") {
+            found.push(cursor.deserialize_current().expect("a document"));
+        }
+        found
+    }
+
+    /// Waits until exactly one entry matches `filter` and returns it.
+    pub async fn wait_for_entry(&self, what: &str, filter: Document) -> Document {
+        eventually(what, Duration::from_secs(10), || {
+            let filter = filter.clone();
+            async move {
+                let mut found = self.stored(filter).await;
+                (found.len() == 1).then(|| found.remove(0))
+            }
+        })
+        .await
+    }
+
+    /// Stops the listener and deletes its exchange and queues from the shared RabbitMQ.
+    pub async fn cleanup(self) {
+        tokio::time::timeout(Duration::from_secs(20), self.listener.stop()).await.expect("the listener stops");
+        let connection = lapin::Connection::connect(&testing::rabbit_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("connect to RabbitMQ");
+        let channel = connection.create_channel().await.expect("a channel");
+        self.topology.delete(&channel).await.expect("delete the test topology");
+        let _ = connection.close(0, "done".into()).await;
+    }
+}
+
+/// `{"name": name}`, for [`TestStack::stored`].
+pub fn named(name: &str) -> Document {
+    doc! { "name": name }
+}
