@@ -1,35 +1,41 @@
-//! The SMTP side: a small pool of lettre SMTP connections, shared by every request.
+//! The SMTP side: a pool of lettre SMTP connections, shared by every request.
 //!
 //! Why not lettre's own pooled `AsyncSmtpTransport`: lettre 0.11.23 never sets `TCP_NODELAY`,
 //! and it writes a message body and its `\r\n.\r\n` terminator in two writes, so Nagle's
 //! algorithm holds the terminator until the server's delayed ACK (40 ms on Linux): every mail
 //! costs 40 ms of waiting, whatever the server (fixed upstream in lettre PR #1159, unreleased).
 //! Its pool also puts a connection back after a cancelled (timed out) send, half-way through a
-//! command, and it does not cap how many connections are open at once. Here:
+//! command, and it does not cap how many connections are open at once. So the pool here is
+//! deadpool's, and this module only says how to open, check and give back a connection:
 //!
-//! - connections are opened by us with `TCP_NODELAY`, then handed to lettre's
-//!   `AsyncSmtpConnection` (greeting, EHLO, STARTTLS, AUTH, the SMTP dialogue);
-//! - a semaphore caps open connections at `pool_size`; requests beyond it wait (bounded by the
-//!   send timeout);
-//! - an idle connection is tested with `NOOP` before reuse and replaced if dead, so the service
-//!   recovers by itself when the SMTP server comes back;
-//! - a connection is put back only after a send that completed; a timed-out send drops it;
-//! - a reaper closes connections idle for longer than `pool_idle_timeout`.
+//! - `Connector::create` opens the TCP connection with `TCP_NODELAY` and hands it to lettre's
+//!   `AsyncSmtpConnection` (greeting, EHLO, STARTTLS, AUTH, the SMTP dialogue); deadpool bounds
+//!   it with the connect timeout;
+//! - the pool holds at most `pool_size` connections; requests beyond it wait (bounded by the
+//!   send timeout, which covers the whole send);
+//! - `Connector::recycle` tests an idle connection with `NOOP` before reuse (bounded by the
+//!   connect timeout); a dead one is discarded and replaced, so the service recovers by itself
+//!   when the SMTP server comes back;
+//! - a connection goes back to the pool only after a send that completed; a failed or timed-out
+//!   send takes it out of the pool (`Object::take`) and drops it;
+//! - a task that ends with the pool closes connections not handed out for longer than
+//!   `pool_idle_timeout` (`Pool::retain`).
 //!
 //! Nothing is connected at start-up: the service starts while the SMTP server is down, reports
 //! it on `/ready` and answers 502 to sends.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use deadpool::Runtime;
+use deadpool::managed::{Manager, Metrics, Object, Pool, PoolError, QueueMode, RecycleError, RecycleResult};
+use deadpool::managed::{TimeoutType, WeakPool};
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 use crate::settings::{Encryption, SmtpSettings};
 
@@ -38,10 +44,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Sends mails through the configured SMTP server. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct SmtpMailer {
-    inner: Arc<Inner>,
+    pool: Pool<Connector>,
+    /// Bounds a whole send, waiting for a connection included.
+    send_timeout: Duration,
 }
 
-struct Inner {
+/// Opens and checks the pool's connections.
+struct Connector {
     host: String,
     port: u16,
     /// How the connection is secured, with the TLS parameters built once.
@@ -50,18 +59,8 @@ struct Inner {
     hello_name: ClientId,
     /// `AUTH` with these when set.
     credentials: Option<Credentials>,
-    /// Bounds TCP connect, TLS, greeting, EHLO and AUTH.
+    /// Bounds TCP connect, TLS, greeting, EHLO and AUTH (deadpool's create timeout), and `NOOP`.
     connect_timeout: Duration,
-    /// Bounds a whole send, waiting for a connection included.
-    send_timeout: Duration,
-    /// Most connections kept idle (and, through `permits`, open).
-    pool_size: usize,
-    /// Idle connections older than this are closed.
-    idle_timeout: Duration,
-    /// One permit per connection that may be in use at once.
-    permits: Semaphore,
-    /// Connections waiting for reuse, most recently used last. Never locked across an `await`.
-    idle: Mutex<Vec<IdleConnection>>,
     /// `host:port`, for logs and readiness reports.
     server: String,
 }
@@ -70,11 +69,6 @@ enum TlsMode {
     None,
     StartTls(TlsParameters),
     Implicit(TlsParameters),
-}
-
-struct IdleConnection {
-    connection: AsyncSmtpConnection,
-    since: Instant,
 }
 
 /// Why a mail was not sent. `Display` is safe to show a caller; `Debug` has the cause.
@@ -112,7 +106,7 @@ impl From<lettre::transport::smtp::Error> for SmtpError {
 
 impl SmtpMailer {
     /// Prepares the pool; connects nothing yet. Must run inside a tokio runtime (it spawns the
-    /// idle-connection reaper, which ends when the last clone is dropped).
+    /// idle-connection closer, which ends with the pool).
     pub fn new(settings: &SmtpSettings) -> Result<Self, lettre::transport::smtp::Error> {
         let tls = match settings.encryption {
             Encryption::None => TlsMode::None,
@@ -127,147 +121,147 @@ impl SmtpMailer {
         let credentials = Some(&settings.username)
             .filter(|username| !username.is_empty())
             .map(|username| Credentials::new(username.clone(), settings.password.clone()));
-        let pool_size = settings.pool_size.max(1) as usize;
-        let inner = Arc::new(Inner {
+        let connector = Connector {
             host: settings.host.clone(),
             port: settings.port,
             tls,
             hello_name,
             credentials,
             connect_timeout: settings.connect_timeout,
-            send_timeout: settings.send_timeout,
-            pool_size,
-            idle_timeout: settings.pool_idle_timeout,
-            permits: Semaphore::new(pool_size),
-            idle: Mutex::new(Vec::with_capacity(pool_size)),
             server: format!("{}:{}", settings.host, settings.port),
-        });
-        tokio::spawn(reap_idle_connections(Arc::downgrade(&inner)));
-        Ok(Self { inner })
+        };
+        let pool = Pool::builder(connector)
+            .max_size(settings.pool_size.max(1) as usize)
+            // The most recently used first, so that connections beyond the load go idle and close.
+            .queue_mode(QueueMode::Lifo)
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime builds");
+        tokio::spawn(close_idle_connections(pool.weak(), settings.pool_idle_timeout));
+        Ok(Self { pool, send_timeout: settings.send_timeout })
     }
 
     /// Sends `message`, giving up after the send timeout.
-    #[tracing::instrument(name = "smtp send", skip_all, fields(server = %self.inner.server))]
+    #[tracing::instrument(name = "smtp send", skip_all, fields(server = %self.pool.manager().server))]
     pub async fn send(&self, message: Message) -> Result<(), SmtpError> {
         let envelope = message.envelope().clone();
         let bytes = message.formatted();
-        let timeout = self.inner.send_timeout;
-        tokio::time::timeout(timeout, self.inner.send(&envelope, &bytes))
+        tokio::time::timeout(self.send_timeout, self.send_now(&envelope, &bytes))
             .await
-            .unwrap_or(Err(SmtpError::Timeout(timeout)))
+            .unwrap_or(Err(SmtpError::Timeout(self.send_timeout)))
+    }
+
+    async fn send_now(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SmtpError> {
+        let mut lease = Lease(Some(self.pool.get().await.map_err(|e| self.pool.manager().pool_error(e))?));
+        let response = lease.connection().send(envelope, bytes).await?;
+        tracing::debug!(code = %response.code(), "mail accepted");
+        lease.give_back();
+        Ok(())
     }
 
     /// Gets a working connection (tested idle one or new) within the connect timeout.
     pub async fn ping(&self) -> Result<(), String> {
-        let inner = &self.inner;
-        match tokio::time::timeout(inner.connect_timeout, inner.checkout()).await {
-            Ok(Ok(connection)) => {
-                inner.checkin(connection);
-                Ok(())
-            }
-            Ok(Err(error)) => Err(format!("{}: {}", inner.server, error_chain(&error))),
-            Err(_) => Err(format!("{}: no answer within {:?}", inner.server, inner.connect_timeout)),
+        let connector = self.pool.manager();
+        match tokio::time::timeout(connector.connect_timeout, self.pool.get()).await {
+            Ok(Ok(_connection)) => Ok(()),
+            Ok(Err(error)) => Err(format!("{}: {}", connector.server, error_chain(&connector.pool_error(error)))),
+            Err(_) => Err(format!("{}: no answer within {:?}", connector.server, connector.connect_timeout)),
         }
     }
 }
 
-impl Inner {
-    async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SmtpError> {
-        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let mut connection = self.checkout().await?;
-        // On failure lettre has already sent QUIT and marked the connection broken: dropped here.
-        let response = connection.send(envelope, bytes).await?;
-        tracing::debug!(code = %response.code(), "mail accepted");
-        self.checkin(connection);
-        Ok(())
+/// A pooled connection in use. Dropped, it leaves the pool and closes: only `give_back`, after a
+/// completed send, returns it (a failed or timed-out send may have stopped half-way through a command).
+struct Lease(Option<Object<Connector>>);
+
+impl Lease {
+    fn connection(&mut self) -> &mut AsyncSmtpConnection {
+        self.0.as_mut().expect("a lease holds its connection until dropped")
     }
 
-    /// An idle connection that still answers `NOOP`, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, SmtpError> {
-        while let Some(mut connection) = self.pop_idle() {
-            if connection.test_connected().await {
-                return Ok(connection);
-            }
-            tracing::debug!(server = %self.server, "dropping a dead pooled connection");
-        }
-        self.connect().await
+    fn give_back(mut self) {
+        drop(self.0.take());
     }
+}
 
-    fn pop_idle(&self) -> Option<AsyncSmtpConnection> {
-        self.idle.lock().expect("the pool lock is never poisoned").pop().map(|idle| idle.connection)
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(Object::take(connection));
+        }
     }
+}
 
-    /// Keeps a healthy connection for reuse, unless the pool is full.
-    fn checkin(&self, connection: AsyncSmtpConnection) {
-        if connection.has_broken() {
-            return;
-        }
-        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
-        if idle.len() < self.pool_size {
-            idle.push(IdleConnection { connection, since: Instant::now() });
-        }
-    }
+impl Manager for Connector {
+    type Type = AsyncSmtpConnection;
+    type Error = SmtpError;
 
     /// TCP (with `TCP_NODELAY`), TLS as configured, greeting, EHLO, AUTH.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
-        let connect = async {
-            let mut connection = match &self.tls {
-                // lettre needs its own TCP stream for TLS from the first byte; Nagle stays on there.
-                TlsMode::Implicit(tls) => {
-                    AsyncSmtpConnection::connect_tokio1(
-                        (self.host.as_str(), self.port),
-                        None,
-                        &self.hello_name,
-                        Some(tls.clone()),
-                        None,
-                    )
-                    .await?
-                }
-                TlsMode::None | TlsMode::StartTls(_) => {
-                    let stream = TcpStream::connect((self.host.as_str(), self.port))
-                        .await
-                        .map_err(|e| SmtpError::Unreachable(e.into()))?;
-                    stream.set_nodelay(true).map_err(|e| SmtpError::Unreachable(e.into()))?;
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello_name).await?
-                }
-            };
-            if let TlsMode::StartTls(tls) = &self.tls {
-                connection.starttls(tls.clone(), &self.hello_name).await?;
+    async fn create(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        let mut connection = match &self.tls {
+            // lettre needs its own TCP stream for TLS from the first byte; Nagle stays on there.
+            TlsMode::Implicit(tls) => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    None,
+                    &self.hello_name,
+                    Some(tls.clone()),
+                    None,
+                )
+                .await?
             }
-            if let Some(credentials) = &self.credentials {
-                connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
+            TlsMode::None | TlsMode::StartTls(_) => {
+                let stream = TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(|e| SmtpError::Unreachable(e.into()))?;
+                stream.set_nodelay(true).map_err(|e| SmtpError::Unreachable(e.into()))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello_name).await?
             }
-            Ok(connection)
         };
-        match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(result) => result,
-            Err(_) => Err(SmtpError::Unreachable(format!("no greeting within {:?}", self.connect_timeout).into())),
+        if let TlsMode::StartTls(tls) = &self.tls {
+            connection.starttls(tls.clone(), &self.hello_name).await?;
         }
+        if let Some(credentials) = &self.credentials {
+            connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
+        }
+        Ok(connection)
     }
 
-    /// Takes the connections idle for longer than the idle timeout out of the pool.
-    fn take_stale(&self) -> Vec<AsyncSmtpConnection> {
-        let mut idle = self.idle.lock().expect("the pool lock is never poisoned");
-        let (stale, fresh): (Vec<_>, Vec<_>) =
-            idle.drain(..).partition(|connection| connection.since.elapsed() >= self.idle_timeout);
-        *idle = fresh;
-        stale.into_iter().map(|idle| idle.connection).collect()
+    /// An idle connection is reused only if it still answers `NOOP`; otherwise deadpool drops it.
+    async fn recycle(&self, connection: &mut AsyncSmtpConnection, _: &Metrics) -> RecycleResult<SmtpError> {
+        if connection.test_connected().await {
+            return Ok(());
+        }
+        tracing::debug!(server = %self.server, "dropping a dead pooled connection");
+        Err(RecycleError::message("no answer to NOOP"))
     }
 }
 
-/// Every half idle timeout, says `QUIT` to the connections that were idle too long.
-async fn reap_idle_connections(pool: Weak<Inner>) {
-    loop {
-        let period = match pool.upgrade() {
-            Some(pool) => {
-                for mut connection in pool.take_stale() {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), connection.quit()).await;
-                }
-                (pool.idle_timeout / 2).max(Duration::from_millis(100))
+impl Connector {
+    fn pool_error(&self, error: PoolError<SmtpError>) -> SmtpError {
+        match error {
+            PoolError::Backend(error) => error,
+            PoolError::Timeout(TimeoutType::Create) => {
+                SmtpError::Unreachable(format!("no greeting within {:?}", self.connect_timeout).into())
             }
-            None => return,
-        };
+            other => SmtpError::Unreachable(other.into()),
+        }
+    }
+}
+
+/// Every half idle timeout, says `QUIT` to the connections not handed out for that long.
+async fn close_idle_connections(pool: WeakPool<Connector>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).max(Duration::from_millis(100));
+    loop {
         tokio::time::sleep(period).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let stale = pool.retain(|_, metrics| metrics.last_used() < idle_timeout).removed;
+        drop(pool);
+        for mut connection in stale {
+            let _ = tokio::time::timeout(Duration::from_secs(1), connection.quit()).await;
+        }
     }
 }
 
