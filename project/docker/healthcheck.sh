@@ -3,12 +3,14 @@
 #
 # The runtime image has no curl or wget: this uses bash's /dev/tcp instead (bash is in
 # debian:bookworm-slim already, so the check adds no package). PORT defaults to the container's
-# $PORT, the same variable the service listens on; PATH defaults to /health.
+# $PORT, the same variable the service listens on, else to the service's default port that the
+# image records in /etc/service-port; PATH defaults to /health.
 set -u
 # A peer that closes early must make this fail with a message, not kill it silently by SIGPIPE.
 trap '' PIPE
 path="${1:-/health}"
-port="${2:-${PORT:-8080}}"
+default_port="$(cat "${HEALTHCHECK_PORT_FILE:-/etc/service-port}" 2>/dev/null || true)"
+port="${2:-${PORT:-${default_port:-8080}}}"
 
 # The connection is to loopback: it succeeds or is refused at once. The read is bounded.
 if ! { exec 3<>"/dev/tcp/127.0.0.1/${port}"; } 2>/dev/null; then

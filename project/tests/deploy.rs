@@ -445,6 +445,34 @@ fn the_container_healthcheck_passes_only_on_a_2xx_answer() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+
+    // Without PORT the script probes the default port the image records.
+    let port_file = std::env::temp_dir().join(format!("service-port-{}-{port}", std::process::id()));
+    std::fs::write(&port_file, format!("{port}\n")).expect("write the port file");
+    let output = run(Command::new("bash")
+        .arg(&script)
+        .arg("/health")
+        .env_remove("PORT")
+        .env("HEALTHCHECK_PORT_FILE", &port_file));
+    let _ = std::fs::remove_file(&port_file);
+    assert!(
+        output.status.success(),
+        "without PORT the port file must be used: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_image_records_the_same_default_port_as_the_compose_file_gives_each_service() {
+    let dockerfile = std::fs::read_to_string(project_dir().join("Dockerfile")).expect("project/Dockerfile");
+    let config = compose_config();
+    for (name, service) in built_services(&config) {
+        let port = str_of(&config["services"][&name]["environment"]["PORT"]).to_owned();
+        assert!(
+            dockerfile.contains(&format!("{service}) port={port} ;;")),
+            "the Dockerfile's default port of `{service}` must be {port}, the PORT the compose file sets"
+        );
+    }
 }
 
 // --- Kubernetes ----------------------------------------------------------------------------
