@@ -1,0 +1,24 @@
+//! The listener: takes log events off RabbitMQ's shared queue and stores each exactly once
+//! through the logger.
+//!
+//! - [`settings`]: `PORT` (8086), `RABBIT_URL`, `LOGGER_RPC_ADDR`, `QUEUE_NAME`, `EXCHANGE`,
+//!   `PREFETCH`, `MAX_ATTEMPTS`, timeouts and backoffs.
+//! - [`consumer`]: the loop that connects with backoff, declares the topology
+//!   (`service_kit::amqp::Topology`), consumes with manual acks within a prefetch window, and
+//!   reconnects after any loss of the connection.
+//! - [`handler`]: one delivery: parse, check, store through the shared logger client, then ack;
+//!   malformed messages go to the dead-letter queue at once, failing writes after a bounded
+//!   number of attempts, and an unreachable logger is waited for rather than given up on.
+//! - [`startup`]: [`Application`] runs the consumer beside a `/health` and `/ready` server.
+//!
+//! Replicas share one queue and compete for its messages; an event redelivered (after a lost
+//! ack or a crash) is stored once, because the logger stores an event id at most once.
+#![forbid(unsafe_code)]
+
+pub mod consumer;
+pub mod handler;
+pub mod settings;
+pub mod startup;
+
+pub use settings::Settings;
+pub use startup::{Application, StopHandle};

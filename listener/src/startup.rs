@@ -1,0 +1,102 @@
+//! Building and running the listener: the consuming loop and the `/health` + `/ready` server.
+
+use actix_web::dev::{Server, ServerHandle};
+use anyhow::Context;
+use service_kit::Readiness;
+use service_kit::logger_client::LoggerRpc;
+use service_kit::retry::RetryPolicy;
+use service_kit::server::{HttpService, bind};
+use tokio::sync::watch;
+
+use crate::consumer::Consumer;
+use crate::handler::Handler;
+use crate::settings::Settings;
+
+/// A built listener: the port bound, nothing connected yet.
+pub struct Application {
+    /// The real HTTP port (settings may ask for 0).
+    port: u16,
+    /// The health server; resolves when it stopped (SIGTERM/SIGINT, or [`StopHandle::stop`]).
+    server: Server,
+    /// The consuming loop, started by `run_until_stopped`.
+    consumer: Consumer,
+    /// Set to `true` to stop consuming.
+    stop: watch::Sender<bool>,
+}
+
+/// Stops a running [`Application`] from elsewhere (tests stop one listener among several).
+#[derive(Clone)]
+pub struct StopHandle {
+    http: ServerHandle,
+}
+
+impl StopHandle {
+    /// Stops the health server; the consumer then finishes the deliveries in hand and closes.
+    pub async fn stop(&self) {
+        self.http.stop(true).await;
+    }
+}
+
+impl Application {
+    /// Binds the port. RabbitMQ and the logger need not be up: the consumer connects (and
+    /// reconnects) with backoff once running, and `/ready` reports both until then.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let logger = LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout);
+        let handler = Handler::new(logger.clone(), settings.max_attempts, settings.retry_min, settings.retry_max);
+        let status = Consumer::initial_status();
+        let consumer = Consumer {
+            rabbit_url: settings.rabbit_url.clone(),
+            connection_name: settings.connection_name.clone(),
+            topology: settings.topology(),
+            prefetch: settings.prefetch,
+            reconnect: RetryPolicy {
+                min_delay: settings.retry_min,
+                max_delay: settings.retry_max,
+                max_retries: usize::MAX,
+            },
+            handler,
+            status: status.clone(),
+        };
+
+        let readiness = Readiness::new()
+            .check("rabbitmq", move || {
+                let status = status.clone();
+                async move { status.check() }
+            })
+            .check("logger", move || {
+                let logger = logger.clone();
+                async move { logger.ping().await.map_err(|e| e.to_string()) }
+            });
+        let (listener, port) = bind(&settings.http)
+            .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
+        let server = HttpService::new(readiness).workers(1).run(listener, |_| {})?;
+        tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
+        let (stop, _) = watch::channel(false);
+        Ok(Self { port, server, consumer, stop })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the listener once it runs.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { http: self.server.handle() }
+    }
+
+    /// Consumes and serves `/health` and `/ready` until SIGTERM/SIGINT (or [`StopHandle::stop`]):
+    /// then stops taking deliveries, finishes those in hand (bounded), and closes the connection.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { server, consumer, stop, .. } = self;
+        let stopped = stop.subscribe();
+        let server = async move {
+            let result = server.await;
+            stop.send_replace(true);
+            result
+        };
+        let (result, ()) = tokio::join!(server, consumer.run(stopped));
+        result.context("the health server failed")?;
+        tracing::info!("listener stopped");
+        Ok(())
+    }
+}

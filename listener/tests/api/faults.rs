@@ -1,0 +1,64 @@
+use service_kit::testing::{self, eventually};
+
+use crate::helpers::{
+    PATIENCE, TestBroker, TestLogger, assert_stored_exactly_once, events, spawn_app, spawn_app_with, stored,
+};
+
+#[tokio::test]
+async fn events_published_while_the_logger_is_down_are_stored_once_it_is_back_and_none_is_lost() {
+    let logger = TestLogger::spawn().await;
+    let rpc_port = logger.rpc_port;
+    let broker = TestBroker::new().await;
+    // One attempt per event: were waiting for the logger counted, everything sent while it is
+    // down would be dead-lettered at the first failure.
+    let app = spawn_app_with(&broker, &logger.rpc_addr(), |settings| settings.max_attempts = 1).await;
+    let before = events(20);
+    broker.publish_all(&before).await;
+    assert_stored_exactly_once(&logger.mongo, &before).await;
+
+    let mongo = logger.kill().await;
+    let during = events(40);
+    broker.publish_all(&during).await;
+    // The listener takes them and holds them, unacked: none is dead-lettered or dropped.
+    eventually("the listener to hold every event", PATIENCE, || async {
+        (broker.queue_state(&broker.topology.queue).await.0 == 0).then_some(())
+    })
+    .await;
+    let (status, body) = app.ready().await;
+    assert_eq!(status, 503, "not ready without the logger: {body}");
+    assert_ne!(body["data"]["logger"], "ok", "{body}");
+    assert_eq!(stored(&mongo).await.len(), before.len(), "nothing stored while the logger is down");
+
+    let logger = TestLogger::spawn_on(mongo, rpc_port).await;
+
+    let all: Vec<_> = before.iter().chain(&during).cloned().collect();
+    assert_stored_exactly_once(&logger.mongo, &all).await;
+    assert!(broker.drain_dead_letters().await.is_empty(), "nothing dead-lettered");
+    app.wait_until_ready().await;
+    app.stop().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_connection_closed_by_rabbitmq_mid_stream_loses_nothing_and_doubles_nothing() {
+    let logger = TestLogger::spawn().await;
+    let broker = TestBroker::new().await;
+    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    app.wait_until_ready().await;
+    let events = events(600);
+    let (first, rest) = events.split_at(300);
+
+    broker.publish_all(first).await;
+    eventually("some events stored", PATIENCE, || async { (!stored(&logger.mongo).await.is_empty()).then_some(()) })
+        .await;
+    let closed = testing::close_rabbit_connections(&app.connection_name).await;
+    assert_eq!(closed, 1, "the listener's one connection");
+    broker.publish_all(rest).await;
+
+    assert_stored_exactly_once(&logger.mongo, &events).await;
+    assert!(broker.drain_dead_letters().await.is_empty(), "nothing dead-lettered");
+    app.wait_until_ready().await;
+    assert_eq!(broker.queue_state(&broker.topology.queue).await.1, 1, "consuming again, on a new connection");
+    app.stop().await;
+    broker.cleanup().await;
+}

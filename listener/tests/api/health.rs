@@ -1,0 +1,44 @@
+use crate::helpers::{TestBroker, TestLogger, closed_port, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_answers_200_while_the_process_runs() {
+    let broker = TestBroker::new().await;
+    let app = spawn_app(&broker, &format!("127.0.0.1:{}", closed_port())).await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status().as_u16(), 200);
+    app.stop().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn ready_answers_200_once_consuming_with_the_logger_reachable() {
+    let logger = TestLogger::spawn().await;
+    let broker = TestBroker::new().await;
+    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    app.wait_until_ready().await;
+    let (_, body) = app.ready().await;
+    assert_eq!(body["data"]["rabbitmq"], "ok", "{body}");
+    assert_eq!(body["data"]["logger"], "ok", "{body}");
+    app.stop().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn ready_answers_503_and_names_what_is_down() {
+    let broker = TestBroker::new().await;
+    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", closed_port()), |settings| {
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+    })
+    .await;
+    let (status, body) = app.ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], true, "{body}");
+    let rabbitmq = body["data"]["rabbitmq"].as_str().unwrap();
+    let logger = body["data"]["logger"].as_str().unwrap();
+    assert_ne!(rabbitmq, "ok", "{body}");
+    assert!(logger.contains("unreachable"), "{body}");
+    // It keeps running (and retrying) instead of exiting.
+    assert_eq!(app.get("/health").await.status().as_u16(), 200);
+    app.stop().await;
+    broker.cleanup().await;
+}

@@ -1,0 +1,253 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use contract::event::LogEvent;
+use contract::log::{Level, LogPayload};
+use futures::TryStreamExt;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use listener::{Application, Settings, StopHandle};
+use mongodb::bson::Document;
+use service_kit::amqp::{EventPublisher, Topology};
+use service_kit::testing::{self, TestMongo, eventually, unique_name};
+use tokio::task::JoinHandle;
+
+/// How long a test waits for an effect (events stored, a reconnection) before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A logger running in-process on free ports, with its own MongoDB database.
+pub struct TestLogger {
+    pub rpc_port: u16,
+    pub mongo: TestMongo,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestLogger {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(TestMongo::new(), 0).await
+    }
+
+    /// A logger on `rpc_port` (0: any) over `mongo`: a restart reuses both.
+    pub async fn spawn_on(mongo: TestMongo, rpc_port: u16) -> Self {
+        let mut settings = logger::Settings::ephemeral(mongo.url.clone(), mongo.name.clone());
+        settings.rpc_port = rpc_port;
+        let app = logger::Application::build(settings).await.expect("the logger builds");
+        let rpc_port = app.rpc_port();
+        let server = tokio::spawn(app.run_until_stopped());
+        Self { rpc_port, mongo, server }
+    }
+
+    pub fn rpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Kills it, as a crash would: its RPC port is closed and its connections are cut.
+    /// Returns its database for a restart.
+    pub async fn kill(self) -> TestMongo {
+        // Not `StopHandle::stop`: the logger's graceful stop can wait forever (its
+        // `run_until_stopped` awaits the HTTP server's stop without polling that server).
+        self.server.abort();
+        let _ = self.server.await;
+        self.mongo
+    }
+}
+
+/// The stored documents, as MongoDB has them.
+pub async fn stored(mongo: &TestMongo) -> Vec<Document> {
+    let client = mongo.client().await;
+    let logs = client.database(&mongo.name).collection::<Document>("logs");
+    logs.find(Document::new()).await.expect("find").try_collect().await.expect("read the documents")
+}
+
+/// The event ids of stored documents.
+pub fn event_ids(documents: &[Document]) -> Vec<String> {
+    documents.iter().filter_map(|d| d.get_str("event_id").ok().map(str::to_owned)).collect()
+}
+
+/// Waits until exactly the events `expected` are stored, each once: fails if one is missing
+/// after [`PATIENCE`], or as soon as one is stored twice or an unknown one appears.
+pub async fn assert_stored_exactly_once(mongo: &TestMongo, expected: &[LogEvent]) {
+    let wanted: HashSet<String> = expected.iter().map(|e| e.id.hyphenated().to_string()).collect();
+    let documents = eventually(&format!("{} events stored", wanted.len()), PATIENCE, || async {
+        let documents = stored(mongo).await;
+        let ids = event_ids(&documents);
+        let distinct: HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "an event was stored twice");
+        assert!(ids.iter().all(|id| wanted.contains(id)), "an event nobody published was stored");
+        (ids.len() == wanted.len()).then_some(documents)
+    })
+    .await;
+    assert_eq!(documents.len(), expected.len(), "only the events, nothing else");
+    for event in expected {
+        let id = event.id.hyphenated().to_string();
+        let document = documents.iter().find(|d| d.get_str("event_id") == Ok(id.as_str())).unwrap();
+        assert_eq!(document.get_str("name").unwrap(), event.name);
+        assert_eq!(document.get_str("data").unwrap(), event.data);
+        assert_eq!(document.get_str("level").unwrap(), event.level.as_str());
+    }
+}
+
+/// `n` events of every level, with recognisable names.
+pub fn events(n: usize) -> Vec<LogEvent> {
+    (0..n)
+        .map(|i| {
+            LogEvent::new(LogPayload {
+                name: format!("event {i}"),
+                data: format!("data of event {i}"),
+                level: Some(Level::ALL[i % Level::ALL.len()]),
+            })
+        })
+        .collect()
+}
+
+/// The publishing side, as the broker has it, on a topology of the test's own.
+pub struct TestBroker {
+    pub topology: Topology,
+    pub publisher: EventPublisher,
+    /// A plain connection, to publish raw bodies and look into the queues.
+    _connection: Connection,
+    pub channel: Channel,
+}
+
+impl TestBroker {
+    pub async fn new() -> Self {
+        let topology = Topology::new(&unique_name("listener-ex"), &unique_name("listener-q"));
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), Duration::from_secs(5))
+            .expect("a publisher");
+        let connection = Connection::connect(&testing::rabbit_url(), ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ (run `project/infra.sh up`)");
+        let channel = connection.create_channel().await.unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        topology.declare(&channel).await.unwrap();
+        Self { topology, publisher, _connection: connection, channel }
+    }
+
+    /// Publishes every event concurrently; each is confirmed.
+    pub async fn publish_all(&self, events: &[LogEvent]) {
+        let results = futures::future::join_all(events.iter().map(|e| self.publisher.publish(e))).await;
+        for result in results {
+            result.expect("the broker confirms the event");
+        }
+    }
+
+    /// Publishes a raw body, as a misbehaving publisher might.
+    pub async fn publish_raw(&self, body: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.topology.exchange.as_str().into(),
+                "log.INFO".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .expect("confirmed");
+    }
+
+    /// (ready messages, consumers) of a queue.
+    pub async fn queue_state(&self, queue: &str) -> (u32, u32) {
+        let queue = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("the queue exists");
+        (queue.message_count(), queue.consumer_count())
+    }
+
+    /// Takes every message out of the dead-letter queue.
+    pub async fn drain_dead_letters(&self) -> Vec<Vec<u8>> {
+        let mut bodies = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(self.topology.dead_letter_queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            bodies.push(message.delivery.data);
+        }
+        bodies
+    }
+
+    /// Deletes the test's queues and exchanges.
+    pub async fn cleanup(self) {
+        self.topology.delete(&self.channel).await.expect("delete the test topology");
+    }
+}
+
+/// A listener running in-process.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// Its AMQP connection's name, unique to the test: closing it disturbs nobody else.
+    pub connection_name: String,
+    pub http: reqwest::Client,
+    stop: StopHandle,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A listener on a free port, consuming `broker`'s queue and writing to the logger at `logger_addr`.
+pub async fn spawn_app(broker: &TestBroker, logger_addr: &str) -> TestApp {
+    spawn_app_with(broker, logger_addr, |_| {}).await
+}
+
+pub async fn spawn_app_with(broker: &TestBroker, logger_addr: &str, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    service_kit::telemetry::init_for_tests();
+    let connection_name = unique_name("listener");
+    let mut settings = Settings::ephemeral(
+        testing::rabbit_url(),
+        logger_addr,
+        broker.topology.exchange.clone(),
+        broker.topology.queue.clone(),
+    );
+    settings.connection_name = connection_name.clone();
+    customise(&mut settings);
+    let app = Application::build(settings).await.expect("the listener builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = app.stop_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        connection_name,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+        stop,
+        server,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+    }
+
+    /// `/ready`'s status and body.
+    pub async fn ready(&self) -> (u16, serde_json::Value) {
+        let response = self.get("/ready").await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_until_ready(&self) {
+        eventually("the listener to be ready", PATIENCE, || async { (self.ready().await.0 == 200).then_some(()) })
+            .await;
+    }
+
+    /// Stops it: it finishes what it holds and closes its connection.
+    pub async fn stop(self) {
+        self.stop.stop().await;
+        self.server.await.expect("the listener task ends").expect("the listener stops cleanly");
+    }
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -1,0 +1,7 @@
+//! The listener against real servers: RabbitMQ, a logger running in-process, and MongoDB.
+
+mod dead_letter;
+mod delivery;
+mod faults;
+mod health;
+mod helpers;
