@@ -6,7 +6,7 @@
 //! - publish: events/s with every publish confirmed by RabbitMQ;
 //! - end to end: events/s from the first publish until every event is stored in MongoDB.
 //!
-//! `BENCH_PREFETCH` sets the listener's prefetch window (default 64), `BENCH_PUBLISHERS` the
+//! `BENCH_PREFETCH` sets the listener's prefetch window (default: the listener's, 256), `BENCH_PUBLISHERS` the
 //! number of publishes in flight (default 256).
 
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let total: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let prefetch: u16 = env_or("BENCH_PREFETCH", 64);
+    let prefetch: u16 = env_or("BENCH_PREFETCH", listener::settings::DEFAULT_PREFETCH);
     let in_flight: usize = env_or("BENCH_PUBLISHERS", 256);
 
     let mongo = TestMongo::new();

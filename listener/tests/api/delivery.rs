@@ -1,4 +1,6 @@
-use crate::helpers::{TestBroker, TestLogger, assert_stored_exactly_once, events, spawn_app};
+use service_kit::testing::eventually;
+
+use crate::helpers::{PATIENCE, TestBroker, TestLogger, assert_stored_exactly_once, events, spawn_app, stored};
 
 #[tokio::test]
 async fn every_published_event_is_stored_exactly_once() {
@@ -48,5 +50,26 @@ async fn two_listeners_on_one_queue_share_the_events_and_store_each_once() {
     assert_stored_exactly_once(&logger.mongo, &events).await;
     first.stop().await;
     second.stop().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_delivered_twice_is_stored_once() {
+    let logger = TestLogger::spawn().await;
+    let broker = TestBroker::new().await;
+    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    let events = events(20);
+    let twice: Vec<_> = events.iter().chain(&events).cloned().collect();
+
+    broker.publish_all(&twice).await;
+
+    assert_stored_exactly_once(&logger.mongo, &events).await;
+    eventually("every copy consumed", PATIENCE, || async {
+        (broker.queue_state(&broker.topology.queue).await.0 == 0).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&logger.mongo).await.len(), events.len(), "the copies stored nothing more");
+    assert!(broker.drain_dead_letters().await.is_empty(), "nor were they dead-lettered");
+    app.stop().await;
     broker.cleanup().await;
 }
