@@ -79,8 +79,8 @@ impl HandleRequest {
         if !Self::ACTIONS.contains(&action.as_str()) {
             return Err(RequestError::UnknownAction(action));
         }
-        let request: Self =
-            serde_json::from_value(value).map_err(|e| RequestError::Payload { action, detail: e.to_string() })?;
+        let request: Self = serde_json::from_value(value)
+            .map_err(|e| RequestError::Payload { action, detail: crate::validate::without_values(&e.to_string()) })?;
         request.validate()?;
         Ok(request)
     }
@@ -193,7 +193,11 @@ mod tests {
                 br#"{"action":"event","event":{"name":"n","data":"d"}}"#,
                 "missing field `log`",
             ),
-            ("wrong type", br#"{"action":"log","log":{"name":1,"data":"d"}}"#, "invalid type: integer `1`"),
+            (
+                "wrong type",
+                br#"{"action":"log","log":{"name":1,"data":"d"}}"#,
+                "invalid type: integer, expected a string",
+            ),
             ("missing field", br#"{"action":"mail","mail":{"to":"a@b.c","subject":"s"}}"#, "missing field `message`"),
             ("invalid email", br#"{"action":"auth","auth":{"email":"nope","password":"x"}}"#, "`auth.email`"),
             (
@@ -206,5 +210,12 @@ mod tests {
             let message = HandleRequest::parse(body).unwrap_err().to_string();
             assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
         }
+    }
+
+    #[test]
+    fn a_password_of_the_wrong_type_is_not_quoted_back() {
+        let message =
+            HandleRequest::parse(br#"{"action":"auth","auth":{"email":"a@b.c","password":987654321}}"#).unwrap_err();
+        assert!(!message.to_string().contains("987654321"), "{message}");
     }
 }

@@ -86,9 +86,57 @@ pub fn email(field: &str, value: &str) -> Result<(), ValidationError> {
     if valid { Ok(()) } else { Err(ValidationError::new(field, "must be an e-mail address like name@example.com")) }
 }
 
+/// A serde error message without the offending value: `invalid type: integer `12345`, expected
+/// a string` becomes `invalid type: integer, expected a string`. Error messages are shown to
+/// callers and logged, and the value may be a password.
+pub fn without_values(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        let Some(start) = message.find(marker).map(|i| i + marker.len()) else { continue };
+        let Some(end) = message[start..].rfind(", expected").map(|i| start + i) else { continue };
+        let unexpected = &message[start..end];
+        if let Some(quoted) = unexpected.find(['`', '"']) {
+            return format!("{}{}{}", &message[..start], unexpected[..quoted].trim_end(), &message[end..]);
+        }
+    }
+    message.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_of_the_wrong_type_are_not_quoted_back() {
+        let cases = [
+            (
+                "invalid request: invalid type: integer `12345`, expected a string at line 1 column 30",
+                "invalid request: invalid type: integer, expected a string at line 1 column 30",
+            ),
+            (
+                "invalid request: invalid type: string \"yes\", expected a boolean at line 1 column 9",
+                "invalid request: invalid type: string, expected a boolean at line 1 column 9",
+            ),
+            (
+                "invalid request: invalid type: floating point `1.5`, expected a string at line 1 column 3",
+                "invalid request: invalid type: floating point, expected a string at line 1 column 3",
+            ),
+            (
+                "invalid request: invalid type: null, expected a string at line 1 column 13",
+                "invalid request: invalid type: null, expected a string at line 1 column 13",
+            ),
+            (
+                "invalid request: missing field `password` at line 1 column 17",
+                "invalid request: missing field `password` at line 1 column 17",
+            ),
+            (
+                r#"invalid request: invalid type: string "a, expected b", expected a boolean at line 1 column 9"#,
+                "invalid request: invalid type: string, expected a boolean at line 1 column 9",
+            ),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(without_values(given), expected);
+        }
+    }
 
     #[test]
     fn emails_are_checked_for_shape() {

@@ -58,9 +58,11 @@ impl BodyError {
             JsonPayloadError::ContentType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json".to_owned())
             }
-            JsonPayloadError::Deserialize(e) if e.is_data() => {
-                (StatusCode::BAD_REQUEST, format!("invalid request: {e}"))
-            }
+            // Never quote the offending value back: it may be a password.
+            JsonPayloadError::Deserialize(e) if e.is_data() => (
+                StatusCode::BAD_REQUEST,
+                format!("invalid request: {}", contract::validate::without_values(&e.to_string())),
+            ),
             JsonPayloadError::Deserialize(e) => {
                 (StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {e}"))
             }
