@@ -1,3 +1,6 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use service_kit::testing::{self, eventually};
 
 use crate::helpers::{
@@ -45,15 +48,34 @@ async fn a_connection_closed_by_rabbitmq_mid_stream_loses_nothing_and_doubles_no
     let broker = TestBroker::new().await;
     let app = spawn_app(&broker, &logger.rpc_addr()).await;
     app.wait_until_ready().await;
-    let events = events(600);
-    let (first, rest) = events.split_at(300);
-
-    broker.publish_all(first).await;
-    eventually("some events stored", PATIENCE, || async { (!stored(&logger.mongo).await.is_empty()).then_some(()) })
+    // Events flow at a steady pace before, during and after the cut, whatever its timing.
+    let cut = AtomicBool::new(false);
+    let publishing = async {
+        let mut sent = Vec::new();
+        let mut pace = tokio::time::interval(Duration::from_millis(10));
+        let mut after_the_cut = 0;
+        while after_the_cut < 20 {
+            pace.tick().await;
+            let batch = events(10);
+            broker.publish_all(&batch).await;
+            sent.extend(batch);
+            if cut.load(Ordering::SeqCst) {
+                after_the_cut += 1;
+            }
+        }
+        sent
+    };
+    let cutting = async {
+        eventually("some events stored", PATIENCE, || async {
+            (stored(&logger.mongo).await.len() >= 50).then_some(())
+        })
         .await;
-    let closed = testing::close_rabbit_connections(&app.connection_name).await;
+        let closed = testing::close_rabbit_connections(&app.connection_name).await;
+        cut.store(true, Ordering::SeqCst);
+        closed
+    };
+    let (events, closed) = tokio::join!(publishing, cutting);
     assert_eq!(closed, 1, "the listener's one connection");
-    broker.publish_all(rest).await;
 
     assert_stored_exactly_once(&logger.mongo, &events).await;
     assert!(broker.drain_dead_letters().await.is_empty(), "nothing dead-lettered");
