@@ -10,8 +10,9 @@ pub struct Envelope<T = serde_json::Value> {
     pub error: bool,
     /// A sentence for humans; safe to show to a user (never a cause chain or a secret).
     pub message: String,
-    /// The payload of a success, omitted when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The payload of a success, omitted when there is none (a missing `Option` field reads as
+    /// `None` without `#[serde(default)]`, which would demand `T: Default`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<T>,
 }
 
@@ -49,6 +50,19 @@ mod tests {
     fn data_is_included_when_present() {
         let body = serde_json::to_value(Envelope::with_data("ok", json!({"id": 1}))).unwrap();
         assert_eq!(body, json!({"error": false, "message": "ok", "data": {"id": 1}}));
+    }
+
+    #[test]
+    fn a_typed_envelope_parses_without_data() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct NoDefault {
+            id: u32,
+        }
+        let parsed: Envelope<NoDefault> = serde_json::from_str(r#"{"error":false,"message":"logged"}"#).unwrap();
+        assert_eq!(parsed.data, None);
+        let parsed: Envelope<NoDefault> =
+            serde_json::from_str(r#"{"error":false,"message":"logged","data":{"id":7}}"#).unwrap();
+        assert_eq!(parsed.data, Some(NoDefault { id: 7 }));
     }
 
     #[test]
