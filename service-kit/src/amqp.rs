@@ -293,7 +293,9 @@ impl EventPublisher {
     }
 
     /// Publishes `event` (persistent, JSON, routing key `log.<LEVEL>`) and returns once RabbitMQ
-    /// confirmed it, within the timeout.
+    /// confirmed it, within the timeout. A timeout or a connection lost after sending does not
+    /// prove the event lost (RabbitMQ may still have queued it); publishing it again is safe,
+    /// because the event keeps its id and the logger stores an id once.
     #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.exchange, event_id = %event.id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<(), PublishError> {
         let body =
