@@ -10,6 +10,7 @@ pub const LOGGER_RPC_ADDR: &str = "LOGGER_RPC_ADDR";
 pub const MAILER_URL: &str = "MAILER_URL";
 pub const RABBIT_URL: &str = "RABBIT_URL";
 pub const EXCHANGE: &str = "EXCHANGE";
+pub const QUEUE_NAME: &str = "QUEUE_NAME";
 pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
 pub const AUTH_TIMEOUT_MS: &str = "AUTH_TIMEOUT_MS";
 pub const LOGGER_TIMEOUT_MS: &str = "LOGGER_TIMEOUT_MS";
@@ -47,6 +48,9 @@ pub struct Settings {
     pub rabbit_url: String,
     /// The topic exchange events go to (`logs_topic`); tests use a unique one each.
     pub exchange: String,
+    /// The listeners' shared queue (`logs`). The broker declares it too, so that an event
+    /// accepted before any listener ever ran is queued, not dropped by an unbound exchange.
+    pub queue: String,
     /// Browser origins allowed to call the broker (CORS).
     pub cors_allowed_origins: Vec<String>,
     /// The longest the broker waits for each hop; past it the caller gets a 504.
@@ -65,6 +69,7 @@ impl Settings {
             mailer_url: base_url(env, MAILER_URL, DEFAULT_MAILER_URL)?,
             rabbit_url: env.string_or(RABBIT_URL, DEFAULT_RABBIT_URL),
             exchange: env.string_or(EXCHANGE, contract::event::EXCHANGE),
+            queue: env.string_or(QUEUE_NAME, contract::event::DEFAULT_QUEUE),
             cors_allowed_origins: env.list_or(CORS_ALLOWED_ORIGINS, &DEFAULT_CORS_ALLOWED_ORIGINS),
             auth_timeout: positive(env, AUTH_TIMEOUT_MS, DEFAULT_AUTH_TIMEOUT)?,
             logger_timeout: positive(env, LOGGER_TIMEOUT_MS, DEFAULT_LOGGER_TIMEOUT)?,
@@ -111,6 +116,7 @@ mod tests {
         assert_eq!(settings.mailer_url, "http://127.0.0.1:8085");
         assert_eq!(settings.rabbit_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(settings.exchange, "logs_topic");
+        assert_eq!(settings.queue, "logs");
         assert_eq!(settings.cors_allowed_origins, ["http://localhost:8081", "http://127.0.0.1:8081"]);
         assert_eq!(settings.mailer_timeout, Duration::from_secs(10));
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use anyhow::Context;
 use service_kit::Readiness;
-use service_kit::amqp::{EventPublisher, PublishError};
+use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
 
 use crate::settings::Settings;
@@ -40,7 +40,8 @@ impl Downstreams {
     /// "not ready") while its downstreams are still down.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = http_client().context("cannot build the HTTP client")?;
-        let events = EventPublisher::new(&settings.rabbit_url, &settings.exchange, settings.rabbit_timeout)
+        let topology = Topology::new(&settings.exchange, &settings.queue);
+        let events = EventPublisher::with_topology(&settings.rabbit_url, topology, settings.rabbit_timeout)
             .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
             .context("cannot set up the RabbitMQ publisher")?;
         Ok(Self {

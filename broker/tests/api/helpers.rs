@@ -95,6 +95,7 @@ pub fn settings_with_downstreams_down() -> Settings {
     settings.logger_rpc_addr = format!("127.0.0.1:{}", closed_port());
     settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
     settings.exchange = service_kit::testing::unique_name("broker-test");
+    settings.queue = service_kit::testing::unique_name("broker-test-q");
     for timeout in [
         &mut settings.auth_timeout,
         &mut settings.logger_timeout,

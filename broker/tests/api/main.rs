@@ -6,5 +6,6 @@ mod actions;
 mod bad_input;
 mod basics;
 mod downstream_failures;
+mod events;
 mod helpers;
 mod stack;

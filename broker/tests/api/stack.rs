@@ -94,6 +94,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     settings.mailer_url = mailer_url;
     settings.rabbit_url = rabbit_url;
     settings.exchange = exchange;
+    settings.queue = queue.clone();
     adjust(&mut settings);
     let broker = spawn_broker(settings).await;
 
