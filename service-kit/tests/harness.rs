@@ -52,11 +52,21 @@ async fn rabbitmq_carries_a_message_on_a_uniquely_named_queue() {
     let channel = connection.create_channel().await.unwrap();
     let queue = testing::unique_name("smoke");
     channel
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions { auto_delete: true, ..Default::default() },
+            FieldTable::default(),
+        )
         .await
         .unwrap();
     channel
-        .basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), b"hello", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            b"hello",
+            BasicProperties::default(),
+        )
         .await
         .unwrap()
         .await
