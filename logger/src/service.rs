@@ -54,6 +54,11 @@ impl Logs {
         self.store.get(id).await
     }
 
+    /// What the writer did so far (grouping figures).
+    pub fn write_stats(&self) -> std::sync::Arc<crate::batch::WriteStats> {
+        self.writer.stats()
+    }
+
     /// Succeeds when MongoDB answers.
     pub async fn ping(&self) -> Result<(), LogError> {
         self.store.ping().await

@@ -84,6 +84,11 @@ impl Application {
         self.rpc_port
     }
 
+    /// Counters of the writer: `insert_many` calls and the entries they carried.
+    pub fn write_stats(&self) -> Arc<crate::batch::WriteStats> {
+        self.logs.write_stats()
+    }
+
     /// A handle that stops the servers once they run.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle { http: self.http.handle(), rpc: self.stop.clone() }
@@ -101,12 +106,16 @@ impl Application {
         tokio::pin!(http, rpc);
         tokio::select! {
             result = &mut http => {
+                tracing::info!(?result, "HTTP server stopped; stopping the RPC server");
                 stop.send_replace(true);
                 rpc.await.context("RPC server failed")?;
                 result.context("HTTP server failed")?;
             }
             result = &mut rpc => {
-                http_handle.stop(true).await;
+                tracing::info!(?result, "RPC server stopped; stopping the HTTP server");
+                // `stop` sends the command at once; its completion is reported by the server
+                // future itself, so await that rather than the handle's future.
+                drop(http_handle.stop(true));
                 http.await.context("HTTP server failed")?;
                 result.context("RPC server failed")?;
             }

@@ -25,8 +25,10 @@ use tarpc::tokio_serde::formats::Json;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-/// The largest RPC frame either side accepts: a full `write_many` of maximal entries.
-/// The server uses the same limit (tokio-util's default of 8 MiB is too small for it).
+/// The largest RPC frame either side accepts: a full `write_many` of maximal plain-text entries
+/// (tokio-util's default of 8 MiB is too small for it). The server uses the same limit. JSON
+/// escaping can make a batch of control characters several times larger than its text; such a
+/// call fails as [`RpcError::Unreachable`], and smaller batches go through.
 pub const MAX_FRAME_BYTES: usize = contract::log::MAX_BATCH
     * (contract::validate::MAX_LOG_DATA_BYTES + contract::validate::MAX_LOG_NAME_BYTES + 128)
     + 64 * 1024;
@@ -179,9 +181,8 @@ impl LoggerRpc {
         *slot = None;
         let mut connect = tcp::connect(self.inner.addr.as_str(), Json::default);
         connect.config_mut().max_frame_length(MAX_FRAME_BYTES);
-        let transport = connect
-            .await
-            .map_err(|e| RpcError::Unreachable(format!("cannot connect to {}: {e}", self.inner.addr)))?;
+        let transport =
+            connect.await.map_err(|e| RpcError::Unreachable(format!("cannot connect to {}: {e}", self.inner.addr)))?;
         let new_client = LoggerClient::new(client::Config::default(), transport);
         let addr = self.inner.addr.clone();
         let dispatch = tokio::spawn(async move {
@@ -255,10 +256,5 @@ mod tests {
         assert!(matches!(error, RpcError::Timeout(t) if t == timeout), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
         accepted.abort();
-    }
-
-    #[test]
-    fn the_frame_limit_fits_a_full_batch() {
-        assert!(MAX_FRAME_BYTES > contract::log::MAX_BATCH * contract::validate::MAX_LOG_DATA_BYTES);
     }
 }

@@ -1,9 +1,11 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use contract::log::{Level, LogEntry};
+use logger::batch::WriteStats;
 use logger::{Application, Settings, StopHandle};
 use mongodb::bson::Document;
 use service_kit::logger_client::LoggerRpc;
@@ -26,6 +28,8 @@ pub struct TestApp {
     pub mongo: TestMongo,
     pub stop: StopHandle,
     pub server: JoinHandle<anyhow::Result<()>>,
+    /// The writer's counters: `insert_many` calls and entries.
+    pub write_stats: Arc<WriteStats>,
 }
 
 /// A logger on free ports with its own database on the shared MongoDB server.
@@ -42,8 +46,10 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("the logger builds");
     let (port, rpc_port) = (app.port(), app.rpc_port());
     let stop = app.stop_handle();
+    let write_stats = app.write_stats();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
+        write_stats,
         address: format!("http://127.0.0.1:{port}"),
         port,
         rpc_port,
