@@ -6,7 +6,7 @@
 #                                      K8S_VERSIONS), plus the kustomize rendering when kubectl is here
 #   project/deploy-check.sh build      for every service the compose file builds from the Dockerfile,
 #                                      the Dockerfile's own command:
-#                                        cargo build --release --locked -p SERVICE --bin SERVICE
+#                                        cargo build --release --locked --bin SERVICE
 #                                      then checks that each binary needs no shared library that the
 #                                      runtime image (debian:bookworm-slim + ca-certificates) lacks
 #   project/deploy-check.sh services   the SERVICE build arguments of the compose file, one a line
@@ -93,8 +93,8 @@ cmd_build() {
   cd "$REPO_ROOT"
   for s in "${services[@]}"; do
     t0=$SECONDS
-    log "cargo build --release --locked -p $s --bin $s"
-    cargo build --release --locked -p "$s" --bin "$s"
+    log "cargo build --release --locked --bin $s"
+    cargo build --release --locked --bin "$s"
     local bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/$s"
     [ -x "$bin" ] || die "cargo reported success but $bin is missing"
     check_runtime_libs "$bin"

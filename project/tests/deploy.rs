@@ -29,8 +29,8 @@ const PUBLISHED: [(u16, &str); 4] = [(8080, "broker"), (8081, "frontend"), (8025
 /// kubernetes-validate ships, and an older release still widely run.
 const K8S_VERSIONS: [&str; 2] = ["1.37.0", "1.31.0"];
 /// The exact build command of the Dockerfile and of `deploy-check.sh build`.
-const DOCKERFILE_BUILD: &str = r#"cargo build --release --locked -p "${SERVICE}" --bin "${SERVICE}""#;
-const DEPLOY_CHECK_BUILD: &str = r#"cargo build --release --locked -p "$s" --bin "$s""#;
+const DOCKERFILE_BUILD: &str = r#"cargo build --release --locked --bin "${SERVICE}""#;
+const DEPLOY_CHECK_BUILD: &str = r#"cargo build --release --locked --bin "$s""#;
 
 // --- helpers -------------------------------------------------------------------------------
 
