@@ -1,1 +1,12 @@
-fn main() {}
+use frontend::{Application, Settings};
+use service_kit::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    telemetry::init("frontend", &env);
+    let settings = Settings::from_env(&env)?;
+    let application = Application::build(settings).await?;
+    tracing::info!(port = application.port(), "frontend listening");
+    application.run_until_stopped().await
+}

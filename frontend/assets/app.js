@@ -1,0 +1,251 @@
+// The test page's behaviour: each button sends the Go original's request to the broker and
+// shows exactly what went out and what came back; the log view polls the broker's `logs`
+// action. Text from the network is only ever set with textContent, never parsed as HTML.
+"use strict";
+
+(() => {
+  const brokerUrl = document.body.dataset.brokerUrl;
+  const POLL_MS = 2000;
+  const LOG_LIMIT = 15;
+  const TIMEOUT_MS = 10000;
+  const MAX_DATA_CHARS = 240;
+  const MAX_OUTPUT_LINES = 50;
+
+  const $ = (id) => document.getElementById(id);
+  const els = {
+    output: $("output"),
+    sent: $("sent"),
+    sentTarget: $("sent-target"),
+    received: $("received"),
+    status: $("status"),
+    logs: $("logs"),
+    logsState: $("logs-state"),
+  };
+
+  // The bodies of the Go original's test page; `event` carries its payload under `log`.
+  const REQUESTS = {
+    broker: { label: "broker", path: "/", body: null },
+    auth: {
+      label: "auth",
+      path: "/handle",
+      body: { action: "auth", auth: { email: "admin@example.com", password: "verysecret" } },
+    },
+    log: {
+      label: "log",
+      path: "/handle",
+      body: { action: "log", log: { name: "event", data: "Some kind of data" } },
+    },
+    event: {
+      label: "event",
+      path: "/handle",
+      body: { action: "event", log: { name: "event", data: "Some kind of data" } },
+    },
+    mail: {
+      label: "mail",
+      path: "/handle",
+      body: {
+        action: "mail",
+        mail: { from: "me@example.com", to: "you@there.com", subject: "Test email", message: "Hello world!" },
+      },
+    },
+  };
+
+  const REASONS = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+    415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+  };
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function timeOf(date) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
+  // POST to the broker; resolves with the status and the raw body, rejects on network failure.
+  async function post(path, bodyText) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const init = { method: "POST", signal: controller.signal, cache: "no-store" };
+    if (bodyText !== null) {
+      init.headers = { "Content-Type": "application/json" };
+      init.body = bodyText;
+    }
+    try {
+      const response = await fetch(brokerUrl + path, init);
+      return { status: response.status, text: await response.text() };
+    } catch (error) {
+      if (error.name === "AbortError") throw new Error(`no answer within ${TIMEOUT_MS / 1000} s`);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function parse(text) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  }
+
+  function setStatus(kind, text) {
+    els.status.className = `badge badge-${kind}`;
+    els.status.textContent = text;
+  }
+
+  function addOutput(kind, label, status, message) {
+    els.output.querySelector(".placeholder")?.remove();
+    const line = element("li", null, `line line-${kind}`);
+    line.append(
+      element("span", timeOf(new Date()), "line-time"),
+      element("span", label, "line-action"),
+      element("span", status, `line-status badge badge-${kind}`),
+      element("span", message, "line-message"),
+    );
+    els.output.prepend(line);
+    while (els.output.children.length > MAX_OUTPUT_LINES) els.output.lastElementChild.remove();
+  }
+
+  async function send(key, button) {
+    const request = REQUESTS[key];
+    const bodyText = request.body === null ? null : JSON.stringify(request.body, null, 2);
+    els.sentTarget.textContent = `POST ${brokerUrl}${request.path}`;
+    els.sent.textContent = bodyText === null ? "(empty body)" : bodyText;
+    els.received.textContent = "waiting for the broker…";
+    delete els.received.dataset.action;
+    setStatus("pending", "sending…");
+    button.disabled = true;
+    try {
+      const { status, text } = await post(request.path, bodyText);
+      const body = parse(text);
+      const kind = status >= 200 && status < 300 ? "ok" : "error";
+      els.received.textContent = body === undefined ? text : JSON.stringify(body, null, 2);
+      els.received.dataset.action = key;
+      setStatus(kind, `${status} ${REASONS[status] ?? ""}`.trim());
+      const message = body && typeof body.message === "string" ? body.message : "(no JSON message in the answer)";
+      addOutput(kind, request.label, String(status), message);
+      if (key === "log" || key === "event") refreshLogs();
+    } catch (error) {
+      const hint = `Is the broker running at ${brokerUrl}, and does it allow requests from ${location.origin}?`;
+      els.received.textContent = `Request failed: ${error.message}\n${hint}`;
+      els.received.dataset.action = key;
+      setStatus("error", "network error");
+      addOutput("error", request.label, "—", `could not reach the broker: ${error.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- the live log view ------------------------------------------------------------------
+
+  let shownIds = null; // ids in the previous render; new ones are highlighted
+  let inFlight = false;
+  let again = false;
+
+  function setLogsState(kind, text) {
+    els.logsState.className = kind === "error" ? "state-error" : "muted";
+    els.logsState.textContent = text;
+  }
+
+  function logRow(entry) {
+    const row = element("tr", null, `level-${String(entry.level).toLowerCase()}`);
+    row.dataset.id = entry.id;
+    if (shownIds !== null && !shownIds.has(entry.id)) row.classList.add("fresh");
+
+    const created = new Date(entry.created_at);
+    const time = element("td", Number.isNaN(created.getTime()) ? entry.created_at : timeOf(created), "col-time");
+    time.title = entry.created_at;
+
+    const level = element("td", null, "col-level");
+    level.append(element("span", entry.level, `pill pill-${String(entry.level).toLowerCase()}`));
+
+    const name = element("td", null, "col-name");
+    name.append(element("span", entry.name, "entry-name"));
+    if (entry.event_id) name.append(element("span", "event", "tag"));
+
+    const fullData = String(entry.data ?? "");
+    const data = element(
+      "td",
+      fullData.length > MAX_DATA_CHARS ? `${fullData.slice(0, MAX_DATA_CHARS)}…` : fullData,
+      "col-data",
+    );
+    if (fullData.length > MAX_DATA_CHARS) data.title = fullData;
+
+    row.append(time, level, name, data);
+    return row;
+  }
+
+  function renderLogs(entries) {
+    if (entries.length === 0) {
+      const row = element("tr", null, "empty");
+      row.append(element("td", "No entries yet: press Test Log or Test Event.", "muted"));
+      row.firstChild.colSpan = 4;
+      els.logs.replaceChildren(row);
+    } else {
+      els.logs.replaceChildren(...entries.map(logRow));
+    }
+    shownIds = new Set(entries.map((entry) => entry.id));
+  }
+
+  async function refreshLogs() {
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = true;
+    try {
+      const { status, text } = await post("/handle", JSON.stringify({ action: "logs", logs: { limit: LOG_LIMIT } }));
+      const body = parse(text);
+      if (status === 200 && body && Array.isArray(body.data)) {
+        renderLogs(body.data);
+        setLogsState("ok", `updated ${timeOf(new Date())}`);
+      } else {
+        const reason = body && typeof body.message === "string" ? body.message : text.slice(0, 120);
+        setLogsState("error", `broker answered ${status}: ${reason}`);
+      }
+    } catch (error) {
+      setLogsState("error", `broker unreachable: ${error.message}`);
+    } finally {
+      inFlight = false;
+      if (again) {
+        again = false;
+        refreshLogs();
+      }
+    }
+  }
+
+  function poll() {
+    setTimeout(async () => {
+      if (!document.hidden) await refreshLogs();
+      poll();
+    }, POLL_MS);
+  }
+
+  // --- wiring -----------------------------------------------------------------------------
+
+  for (const key of Object.keys(REQUESTS)) {
+    const button = $(`btn-${key}`);
+    button.addEventListener("click", () => send(key, button));
+  }
+
+  $("btn-clear").addEventListener("click", () => {
+    els.output.replaceChildren(element("li", "Output shows here…", "muted placeholder"));
+    els.sentTarget.textContent = "";
+    els.sent.replaceChildren(element("span", "Nothing sent yet…", "muted"));
+    els.received.replaceChildren(element("span", "Nothing received yet…", "muted"));
+    delete els.received.dataset.action;
+    setStatus("idle", "no request yet");
+  });
+
+  refreshLogs();
+  poll();
+  document.body.dataset.ready = "true";
+})();

@@ -1,0 +1,4 @@
+mod assets;
+mod health;
+mod helpers;
+mod page;
