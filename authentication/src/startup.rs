@@ -37,7 +37,7 @@ impl Application {
         let seed_hash = hasher.hash(SEED_PASSWORD.to_owned()).await?;
 
         let applied = retry("apply the database migrations", RetryPolicy::STARTUP, || async {
-            store.migrate(&seed_hash).await.map_err(|error| one_line(&error))
+            store.migrate(&seed_hash).await.map_err(|error| service_kit::http::error_chain(&error))
         })
         .await
         .map_err(anyhow::Error::msg)
@@ -48,7 +48,7 @@ impl Application {
             let store = store.clone();
             move || {
                 let store = store.clone();
-                async move { store.ping().await.map_err(|error| one_line(&error)) }
+                async move { store.ping().await.map_err(|error| service_kit::http::error_chain(&error)) }
             }
         });
         let store_data = web::Data::new(store.clone());
@@ -68,16 +68,4 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("the HTTP server failed")
     }
-}
-
-/// An error and its causes on one line, for the `/ready` report.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }

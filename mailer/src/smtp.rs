@@ -166,7 +166,9 @@ impl SmtpMailer {
         let connector = self.pool.manager();
         match tokio::time::timeout(connector.connect_timeout, self.pool.get()).await {
             Ok(Ok(_connection)) => Ok(()),
-            Ok(Err(error)) => Err(format!("{}: {}", connector.server, error_chain(&connector.pool_error(error)))),
+            Ok(Err(error)) => {
+                Err(format!("{}: {}", connector.server, service_kit::http::error_chain(&connector.pool_error(error))))
+            }
             Err(_) => Err(format!("{}: no answer within {:?}", connector.server, connector.connect_timeout)),
         }
     }
@@ -263,15 +265,4 @@ async fn close_idle_connections(pool: WeakPool<Connector>, idle_timeout: Duratio
             let _ = tokio::time::timeout(Duration::from_secs(1), connection.quit()).await;
         }
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

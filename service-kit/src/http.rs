@@ -30,6 +30,18 @@ pub fn error_response<E: ResponseError + std::fmt::Debug>(err: &E) -> HttpRespon
     error(status, err.to_string())
 }
 
+/// An error and its causes on one line (`a: b: c`), for log fields and readiness reports.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// Writes an error and each of its sources on its own line; for `Debug` impls.
 pub fn error_chain_fmt(err: &impl std::error::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     writeln!(f, "{err}")?;

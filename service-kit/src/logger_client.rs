@@ -155,11 +155,11 @@ impl LoggerRpc {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(error)) => Err(RpcError::Logger(error)),
                 Err(TarpcError::DeadlineExceeded) => Err(RpcError::Timeout(timeout)),
-                Err(error @ TarpcError::Server(_)) => Err(RpcError::Unreachable(error_chain(&error))),
+                Err(error @ TarpcError::Server(_)) => Err(RpcError::Unreachable(crate::http::error_chain(&error))),
                 Err(error) => {
                     // Shutdown, Send or Channel: the transport is broken; the next call reconnects.
                     self.discard(generation).await;
-                    Err(RpcError::Unreachable(error_chain(&error)))
+                    Err(RpcError::Unreachable(crate::http::error_chain(&error)))
                 }
             }
         };
@@ -187,7 +187,7 @@ impl LoggerRpc {
         let addr = self.inner.addr.clone();
         let dispatch = tokio::spawn(async move {
             if let Err(error) = new_client.dispatch.await {
-                tracing::warn!(%addr, error = %error_chain(&error), "logger connection broke");
+                tracing::warn!(%addr, error = %crate::http::error_chain(&error), "logger connection broke");
             }
         });
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -204,18 +204,6 @@ impl LoggerRpc {
             *slot = None;
         }
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
