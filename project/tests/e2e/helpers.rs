@@ -1,0 +1,170 @@
+//! The running stack as the tests see it: the broker's and the authentication service's base
+//! URLs, and the stores behind them.
+
+use std::time::{Duration, SystemTime};
+
+use mongodb::bson::{self, Document, doc};
+use serde_json::{Value, json};
+use service_kit::testing::{self, eventually, unique_name};
+
+/// Base URL of the broker (default: its local port).
+pub const E2E_BROKER_URL: &str = "E2E_BROKER_URL";
+pub const DEFAULT_BROKER_URL: &str = "http://127.0.0.1:8080";
+/// Base URL of the authentication service, for registering users (default: its local port).
+pub const E2E_AUTH_URL: &str = "E2E_AUTH_URL";
+pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8083";
+/// The logger's database and collection (its defaults, `logger::Settings`).
+pub const LOG_DB: &str = "logs";
+pub const LOG_COLLECTION: &str = "logs";
+/// The authentication service's database (the database of its default `DSN`).
+pub const USERS_DB: &str = "users";
+/// How long an asynchronous effect (an event through RabbitMQ, a mail) may take to show.
+pub const EFFECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What to do when the stack is not running.
+pub const START_THE_STACK: &str = "start the stack: bash project/stack.sh up --detach";
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().trim_end_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// A response read whole: status and the JSON envelope.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body))
+    }
+}
+
+/// The running stack.
+pub struct Stack {
+    pub broker_url: String,
+    pub auth_url: String,
+    pub http: reqwest::Client,
+    /// The logger's collection, read directly.
+    pub logs: mongodb::Collection<Document>,
+    /// When the test started (a second early, for the store's clock granularity): entries
+    /// created since then are the only ones a test scans whole.
+    pub started: bson::DateTime,
+}
+
+/// Connects to the running stack; fails with [`START_THE_STACK`] when the broker does not answer.
+pub async fn stack() -> Stack {
+    let started = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
+    let broker_url = env_or(E2E_BROKER_URL, DEFAULT_BROKER_URL);
+    let auth_url = env_or(E2E_AUTH_URL, DEFAULT_AUTH_URL);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client");
+    let ping = format!("{broker_url}/ping");
+    match http.get(&ping).send().await {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => panic!("the broker answered {} to GET {ping}: {START_THE_STACK}", response.status()),
+        Err(error) => panic!("the broker is not reachable at {broker_url} ({error}): {START_THE_STACK}"),
+    }
+    let mongo_url = testing::mongo_url();
+    let client = mongodb::Client::with_uri_str(&mongo_url)
+        .await
+        .unwrap_or_else(|e| panic!("a MongoDB client for {mongo_url}: {e}"));
+    let logs = client.database(LOG_DB).collection::<Document>(LOG_COLLECTION);
+    Stack { broker_url, auth_url, http, logs, started }
+}
+
+/// A user registered through the authentication service, with the password in clear.
+pub struct Registered {
+    pub email: String,
+    pub password: String,
+    /// The user as `POST /users` answered it.
+    pub user: Value,
+}
+
+impl Stack {
+    /// `POST {broker}/handle` with a JSON body.
+    pub async fn handle(&self, body: &Value) -> Answer {
+        self.post(&format!("{}/handle", self.broker_url), body).await
+    }
+
+    async fn post(&self, url: &str, body: &Value) -> Answer {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}: {START_THE_STACK}"));
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("POST {url} answered {status}, not JSON ({e}): {text:?}"));
+        Answer { status, body }
+    }
+
+    /// Registers a new, active user with a unique address and password (`POST /users`).
+    pub async fn register(&self) -> Registered {
+        let email = format!("{}@example.com", unique_name("e2e-user"));
+        let password = unique_name("pw");
+        let answer = self
+            .post(
+                &format!("{}/users", self.auth_url),
+                &json!({"email": email, "first_name": "End", "last_name": "Toend", "password": password}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "registering {email}: {}", answer.body);
+        assert_eq!(answer.body["data"]["email"], email.as_str(), "{}", answer.body);
+        Registered { email, password, user: answer.body["data"].clone() }
+    }
+
+    /// The log entries matching `filter`, straight from MongoDB.
+    pub async fn entries(&self, filter: Document) -> Vec<Document> {
+        let mut cursor = self.logs.find(filter).await.expect("query the log store");
+        let mut found = Vec::new();
+        while cursor.advance().await.expect("read the log store") {
+            found.push(cursor.deserialize_current().expect("a stored document"));
+        }
+        found
+    }
+
+    /// Every entry created since the test started.
+    pub async fn entries_since_start(&self) -> Vec<Document> {
+        self.entries(doc! { "created_at": { "$gte": self.started } }).await
+    }
+
+    /// Waits until exactly one entry matches `filter` and returns it.
+    pub async fn wait_for_entry(&self, what: &str, filter: Document) -> Document {
+        eventually(what, EFFECT_TIMEOUT, || {
+            let filter = filter.clone();
+            async move {
+                let mut found = self.entries(filter).await;
+                assert!(found.len() <= 1, "{what}: stored more than once: {found:?}");
+                found.pop()
+            }
+        })
+        .await
+    }
+
+    /// A client of the authentication service's database.
+    pub async fn users_db(&self) -> tokio_postgres::Client {
+        let admin = testing::pg_admin_url();
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{USERS_DB}"),
+            None => panic!("{} must end with /<database>: {admin}", testing::TEST_PG_URL),
+        };
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+}
+
+/// Panics when `document` holds `secret` anywhere (any field, any depth).
+pub fn assert_not_stored(document: &Document, secret: &str, what: &str) {
+    let text = document.to_string();
+    assert!(!text.contains(secret), "{what} was stored: {text}");
+}
