@@ -1,0 +1,378 @@
+//! The test page in a real browser: headless Chromium driven through chromedriver (fantoccini,
+//! plain HTTP to the local driver) against the RUNNING stack (`bash project/stack.sh up --detach`).
+//!
+//! The test starts its own chromedriver on a free port (killed with its process group on drop),
+//! opens the page (`E2E_FRONTEND_URL`, default http://localhost:8081), clicks every button and
+//! checks what a person would read: the Received pane's message, the status badge, the Output
+//! line, the Sent pane; then that the entries the Test Log and Test Event clicks stored (found in
+//! MongoDB) show up in the live log view. A screenshot of the page is saved to
+//! `<target>/screenshots/test-page.png`, also when an assertion fails.
+//!
+//! `E2E_CHROMEDRIVER` and `E2E_CHROMIUM` override the binaries (default the Debian packages').
+
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use mongodb::bson::{self, Document, doc};
+use serde_json::{Value, json};
+use service_kit::testing::{self, eventually, unique_name};
+
+const E2E_FRONTEND_URL: &str = "E2E_FRONTEND_URL";
+const DEFAULT_FRONTEND_URL: &str = "http://localhost:8081";
+const E2E_CHROMEDRIVER: &str = "E2E_CHROMEDRIVER";
+const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const E2E_CHROMIUM: &str = "E2E_CHROMIUM";
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+const START_THE_STACK: &str = "start the stack: bash project/stack.sh up --detach";
+/// How long chromedriver may take to listen.
+const DRIVER_START: Duration = Duration::from_secs(10);
+/// How long the page may take to show an answer or a new log row (the view polls every 2 s).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The entry the page's Test Log and Test Event buttons send (the Go original's demo payload).
+const DEMO_NAME: &str = "event";
+const DEMO_DATA: &str = "Some kind of data";
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().trim_end_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// A chromedriver of this test's own, with a fresh Chromium profile directory.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    profile: PathBuf,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver on a free port and returns once that port accepts connections.
+    async fn start() -> Self {
+        let binary = env_or(E2E_CHROMEDRIVER, DEFAULT_CHROMEDRIVER);
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            listener.local_addr().expect("an address").port()
+        };
+        let scratch = std::env::temp_dir();
+        let log_path = scratch.join(format!("{}.log", unique_name("chromedriver")));
+        let profile = scratch.join(unique_name("chromium-profile"));
+        std::fs::create_dir_all(&profile).expect("create the Chromium profile directory");
+        let output = File::create(&log_path).expect("create the chromedriver log");
+        let child = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log_path.display()))
+            // Chromium's own stderr goes to the same log: a crash leaves its reason there.
+            .arg("--enable-chrome-logs")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("a second log handle"))
+            .stderr(output)
+            // Its own process group, so that dropping it also ends the Chromium it started.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} (apt install chromium-driver): {e}"));
+        let mut driver = Self { child, port, log_path, profile };
+        let address = format!("127.0.0.1:{port}");
+        eventually(&format!("chromedriver to listen on {address}"), DRIVER_START, || {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!("chromedriver exited with {status} before listening; its log:\n{}", driver.log());
+            }
+            let listening = TcpStream::connect(&address).is_ok();
+            async move { listening.then_some(()) }
+        })
+        .await;
+        driver
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_else(|e| format!("(no log at {}: {e})", self.log_path.display()))
+    }
+
+    /// A headless Chromium session.
+    async fn session(&self) -> Client {
+        let chromium = env_or(E2E_CHROMIUM, DEFAULT_CHROMIUM);
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1280,1000".to_owned(),
+            format!("--user-data-dir={}", self.profile.display()),
+        ];
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        });
+        let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("no Chromium session ({e}); chromedriver's log:\n{}", self.log()))
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any Chromium process still running.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}
+
+/// `<workspace target dir>/screenshots/test-page.png`.
+fn screenshot_path() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target dir holds tmp/");
+    target.join("screenshots").join("test-page.png")
+}
+
+/// One button and what the page must show after its click.
+struct Click {
+    /// The `REQUESTS` key in app.js (`btn-<key>`, `data-action` on the Received pane).
+    key: &'static str,
+    button: &'static str,
+    /// The status badge.
+    status: &'static str,
+    /// The envelope's message in the Received pane.
+    message: &'static str,
+    /// The body the Sent pane shows (`None`: no body).
+    sent: Option<Value>,
+}
+
+fn clicks() -> Vec<Click> {
+    let demo_log = json!({"name": DEMO_NAME, "data": DEMO_DATA});
+    vec![
+        Click { key: "broker", button: "Test Broker", status: "200 OK", message: "Hit the broker", sent: None },
+        Click {
+            key: "auth",
+            button: "Test Auth",
+            status: "202 Accepted",
+            message: "Authenticated!",
+            sent: Some(json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}})),
+        },
+        Click {
+            key: "log",
+            button: "Test Log",
+            status: "202 Accepted",
+            message: "logged",
+            sent: Some(json!({"action": "log", "log": demo_log})),
+        },
+        Click {
+            key: "event",
+            button: "Test Event",
+            status: "202 Accepted",
+            message: "logged via RabbitMQ",
+            sent: Some(json!({"action": "event", "log": demo_log})),
+        },
+        Click {
+            key: "mail",
+            button: "Test Mail",
+            status: "202 Accepted",
+            message: "Message sent to you@there.com",
+            sent: Some(json!({"action": "mail", "mail": {
+                "from": "me@example.com", "to": "you@there.com", "subject": "Test email", "message": "Hello world!"
+            }})),
+        },
+    ]
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("the text of {css}: {e}"))
+}
+
+/// Waits until the page shows the element `css`.
+async fn wait_for(client: &Client, css: &str, what: &str) {
+    if let Err(error) = client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css(css)).await {
+        panic!("the page never showed {what} ({css}): {error}");
+    }
+}
+
+/// The log entries named like the demo payload that were created since `since`.
+async fn demo_entries_since(logs: &mongodb::Collection<Document>, since: bson::DateTime) -> Vec<Document> {
+    let mut cursor =
+        logs.find(doc! { "name": DEMO_NAME, "created_at": { "$gte": since } }).await.expect("query the log store");
+    let mut found = Vec::new();
+    while cursor.advance().await.expect("read the log store") {
+        let entry: Document = cursor.deserialize_current().expect("a stored document");
+        if entry.get_str("data") == Ok(DEMO_DATA) {
+            found.push(entry);
+        }
+    }
+    found
+}
+
+fn has_event_id(entry: &Document) -> bool {
+    entry.get_str("event_id").is_ok()
+}
+
+/// Waits until the live log view shows the stored entry `entry`, and checks its cells.
+async fn assert_in_log_view(client: &Client, entry: &Document, via_rabbitmq: bool) {
+    let id = entry.get_object_id("_id").expect("an ObjectId").to_hex();
+    let row = format!("#logs tr[data-id=\"{id}\"]");
+    wait_for(client, &row, &format!("the entry {id} in the live log view")).await;
+    assert_eq!(text(client, &format!("{row} .entry-name")).await, DEMO_NAME);
+    assert_eq!(text(client, &format!("{row} .col-level")).await, "INFO");
+    assert_eq!(text(client, &format!("{row} .col-data")).await, DEMO_DATA);
+    let tags = client.find_all(Locator::Css(&format!("{row} .tag"))).await.expect("find the row's tags");
+    assert_eq!(tags.len(), usize::from(via_rabbitmq), "an `event` tag only on the entry that came through RabbitMQ");
+}
+
+/// Clicks every button and checks what the page shows.
+async fn click_every_button(client: Client, page: String, logs: mongodb::Collection<Document>) {
+    client.goto(&page).await.unwrap_or_else(|e| panic!("open {page}: {e}"));
+    assert_eq!(client.title().await.expect("a title"), "Test microservices");
+    wait_for(&client, "body[data-ready=\"true\"]", "its script running").await;
+    let broker_url = client
+        .find(Locator::Css("body"))
+        .await
+        .expect("a body")
+        .attr("data-broker-url")
+        .await
+        .expect("read data-broker-url")
+        .expect("the broker URL injected into the page");
+
+    // The live log view loaded from the broker: the browser reaches it (CORS allows the page).
+    let state = eventually("the live log view to load", PAGE_TIMEOUT, || {
+        let client = client.clone();
+        async move {
+            let state = text(&client, "#logs-state").await;
+            (state.starts_with("updated") || state.starts_with("broker")).then_some(state)
+        }
+    })
+    .await;
+    assert!(state.starts_with("updated"), "the log view could not load: {state:?}");
+
+    for (index, click) in clicks().into_iter().enumerate() {
+        let since = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
+        let button = client.find(Locator::Id(&format!("btn-{}", click.key))).await.expect("the button");
+        assert_eq!(button.text().await.expect("its label"), click.button);
+        button.click().await.unwrap_or_else(|e| panic!("click {}: {e}", click.button));
+        let received = format!("#received[data-action=\"{}\"]", click.key);
+        wait_for(&client, &received, &format!("the answer to {}", click.button)).await;
+
+        let what = click.button;
+        let body: Value = serde_json::from_str(&text(&client, "#received").await)
+            .unwrap_or_else(|e| panic!("{what}: the Received pane is not JSON ({e})"));
+        assert_eq!(body["message"], click.message, "{what}: Received pane {body}");
+        assert_eq!(body["error"], false, "{what}: Received pane {body}");
+        assert_eq!(text(&client, "#status").await, click.status, "{what}: status badge");
+        let badge = client.find(Locator::Id("status")).await.expect("the badge").attr("class").await.expect("class");
+        assert!(badge.is_some_and(|c| c.contains("badge-ok")), "{what}: the badge shows success");
+
+        let target = text(&client, "#sent-target").await;
+        let path = if click.sent.is_some() { "/handle" } else { "/" };
+        assert_eq!(target, format!("POST {broker_url}{path}"), "{what}: Sent target");
+        let sent = text(&client, "#sent").await;
+        match &click.sent {
+            Some(expected) => {
+                let shown: Value =
+                    serde_json::from_str(&sent).unwrap_or_else(|e| panic!("{what}: Sent is not JSON ({e})"));
+                assert_eq!(&shown, expected, "{what}: Sent pane");
+            }
+            None => assert_eq!(sent, "(empty body)", "{what}: Sent pane"),
+        }
+
+        let lines = client.find_all(Locator::Css("#output li.line")).await.expect("the Output lines");
+        assert_eq!(lines.len(), index + 1, "{what}: one Output line per click");
+        let newest = "#output li.line:first-child";
+        assert_eq!(text(&client, &format!("{newest} .line-action")).await, click.key, "{what}: Output line");
+        assert_eq!(text(&client, &format!("{newest} .line-message")).await, click.message, "{what}: Output line");
+        assert_eq!(
+            Some(text(&client, &format!("{newest} .line-status")).await.as_str()),
+            click.status.split(' ').next(),
+            "{what}: Output line status"
+        );
+
+        // The entries the Test Log and Test Event clicks stored, found in MongoDB, in the live view.
+        if click.key == "log" || click.key == "event" {
+            let via_rabbitmq = click.key == "event";
+            let entry = eventually(&format!("the entry of {what} in MongoDB"), PAGE_TIMEOUT, || {
+                let logs = logs.clone();
+                async move {
+                    let mut found: Vec<Document> = demo_entries_since(&logs, since)
+                        .await
+                        .into_iter()
+                        .filter(|e| has_event_id(e) == via_rabbitmq)
+                        .collect();
+                    assert!(found.len() <= 1, "{what}: more than one new entry: {found:?}");
+                    found.pop()
+                }
+            })
+            .await;
+            assert_in_log_view(&client, &entry, via_rabbitmq).await;
+        }
+    }
+}
+
+/// Makes the window as tall as the page (bounded), so that the screenshot shows all of it.
+async fn fit_window_to_page(client: &Client) {
+    let script = "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];";
+    let Ok(sizes) = client.execute(script, vec![]).await else { return };
+    let (Some(page), Some(frame)) = (sizes[0].as_u64(), sizes[1].as_u64()) else { return };
+    let Ok((width, _)) = client.get_window_size().await else { return };
+    let height = u32::try_from((page + frame).min(4000)).unwrap_or(4000);
+    let _ = client.set_window_size(u32::try_from(width).unwrap_or(1280), height).await;
+}
+
+#[tokio::test]
+async fn the_test_page_shows_the_answer_to_every_button_and_the_new_log_entries() {
+    let page = env_or(E2E_FRONTEND_URL, DEFAULT_FRONTEND_URL);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+    match http.get(&page).send().await {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => panic!("the frontend answered {} at {page}: {START_THE_STACK}", response.status()),
+        Err(error) => panic!("the frontend is not reachable at {page} ({error}): {START_THE_STACK}"),
+    }
+    let mongo = mongodb::Client::with_uri_str(testing::mongo_url()).await.expect("a MongoDB client");
+    // The logger's defaults (logger::Settings): database `logs`, collection `logs`.
+    let logs = mongo.database("logs").collection::<Document>("logs");
+
+    let driver = ChromeDriver::start().await;
+    let client = driver.session().await;
+    // In a task of its own, so that a failed assertion still leaves a screenshot behind.
+    let outcome = tokio::spawn(click_every_button(client.clone(), page, logs)).await;
+
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().expect("a directory")).expect("create the screenshots directory");
+    fit_window_to_page(&client).await;
+    let png = client.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    println!("screenshot: {}", path.display());
+    let closed = client.close().await;
+
+    if let Err(error) = outcome {
+        eprintln!("screenshot of the failure: {}", path.display());
+        std::panic::resume_unwind(error.into_panic());
+    }
+    closed.expect("close the browser session");
+}
