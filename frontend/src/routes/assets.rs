@@ -15,11 +15,7 @@ pub struct Asset {
 /// Every asset; nothing is read from disk at run time.
 pub const ASSETS: [Asset; 3] = [
     Asset { name: "style.css", content_type: "text/css; charset=utf-8", body: include_str!("../../assets/style.css") },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/app.js"),
-    },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../assets/app.js") },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("../../assets/favicon.svg") },
 ];
 

@@ -53,7 +53,9 @@ async fn a_broker_url_with_markup_is_escaped() {
     let app = spawn_app_with_broker(r#"http://localhost:8080/"><script>alert('x')</script>"#).await;
     let html = app.get("/").await.text().await.unwrap();
     assert!(!html.contains("<script>alert"), "the URL broke out of its attribute");
-    assert!(html.contains(r#"data-broker-url="http://localhost:8080/&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;""#));
+    assert!(html.contains(
+        r#"data-broker-url="http://localhost:8080/&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;""#
+    ));
 }
 
 #[tokio::test]
