@@ -270,7 +270,28 @@ sys.exit(0 if m.version("secantusdb") == sys.argv[1] else 1)
 EOF
 }
 
+# Installed even when another server answers on 27017: tests start instances of their own
+# (a server they can stop) from this venv.
+install_secantus() {
+  secantus_installed && return 0
+  mkdir -p "$LOG_DIR"
+  if [ ! -x "$VENV_DIR/bin/python" ]; then
+    log "mongo: creating venv $VENV_DIR"
+    if ! "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1; then
+      rm -rf "$VENV_DIR"
+      apt_install python3-venv
+      "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1 ||
+        { tail -n 20 "$LOG_DIR/pip.log" >&2; die "mongo: cannot create venv"; }
+    fi
+  fi
+  log "mongo: pip install secantusdb==$SECANTUS_VERSION (log: $LOG_DIR/pip.log)"
+  "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check \
+    "secantusdb==$SECANTUS_VERSION" >>"$LOG_DIR/pip.log" 2>&1 ||
+    { tail -n 30 "$LOG_DIR/pip.log" >&2; die "mongo: pip install failed"; }
+}
+
 up_mongo() {
+  install_secantus
   if ! mongo_is_local; then
     log "mongo: MONGO_URL points elsewhere -> skipping local wire server"
     return 0
@@ -293,21 +314,7 @@ up_mongo() {
   fi
   rm -f "$RUN_DIR/mongo.pid"
   mkdir -p "$LOG_DIR" "$RUN_DIR" "$MONGO_DATA"
-  if ! secantus_installed; then
-    if [ ! -x "$VENV_DIR/bin/python" ]; then
-      log "mongo: creating venv $VENV_DIR"
-      if ! "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1; then
-        rm -rf "$VENV_DIR"
-        apt_install python3-venv
-        "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1 ||
-          { tail -n 20 "$LOG_DIR/pip.log" >&2; die "mongo: cannot create venv"; }
-      fi
-    fi
-    log "mongo: pip install secantusdb==$SECANTUS_VERSION (log: $LOG_DIR/pip.log)"
-    "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check \
-      "secantusdb==$SECANTUS_VERSION" >>"$LOG_DIR/pip.log" 2>&1 ||
-      { tail -n 30 "$LOG_DIR/pip.log" >&2; die "mongo: pip install failed"; }
-  fi
+  install_secantus
   start_bg mongo "$logfile" "$VENV_DIR/bin/python" -m secantus \
     --host "$HOST" --port "$MONGO_PORT" --storage-path "$MONGO_DATA" --standalone
   wait_port mongo "$MONGO_PORT" "$WAIT_SECS" "$logfile" "$(cat "$RUN_DIR/mongo.pid")"
@@ -324,7 +331,8 @@ maildev_installed() {
 
 check_maildev_api() {
   local body
-  if ! body="$(curl -fsS --max-time 5 "http://$HOST:$MAILDEV_WEB_PORT/email")"; then
+  # Filtered on a recipient nobody uses, so a catcher full of mail answers quickly.
+  if ! body="$(curl -fsS --max-time 5 "http://$HOST:$MAILDEV_WEB_PORT/email?to.address=probe@infra.invalid")"; then
     die "maildev: GET http://$HOST:$MAILDEV_WEB_PORT/email failed"
   fi
   case "$body" in
@@ -333,8 +341,20 @@ check_maildev_api() {
   esac
 }
 
+# Installed even when another catcher answers: tests start catchers of their own from it.
+install_maildev() {
+  maildev_installed && return 0
+  mkdir -p "$LOG_DIR" "$NPM_DIR"
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  log "maildev: npm install maildev@$MAILDEV_VERSION into $NPM_DIR (log: $LOG_DIR/npm.log)"
+  npm install --prefix "$NPM_DIR" --no-audit --no-fund --save-exact \
+    "maildev@$MAILDEV_VERSION" >>"$LOG_DIR/npm.log" 2>&1 ||
+    { tail -n 30 "$LOG_DIR/npm.log" >&2; die "maildev: npm install failed"; }
+}
+
 up_maildev() {
   local pid
+  install_maildev
   if port_up "$SMTP_PORT" && port_up "$MAILDEV_WEB_PORT"; then
     if pid="$(pid_of maildev maildev)"; then
       log "maildev: SMTP $SMTP_PORT + web $MAILDEV_WEB_PORT answer -> reusing (started by infra.sh, pid $pid)"
@@ -353,14 +373,6 @@ up_maildev() {
     fi
     rm -f "$RUN_DIR/maildev.pid"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
-    if ! maildev_installed; then
-      command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-      log "maildev: npm install maildev@$MAILDEV_VERSION into $NPM_DIR (log: $LOG_DIR/npm.log)"
-      mkdir -p "$NPM_DIR"
-      npm install --prefix "$NPM_DIR" --no-audit --no-fund --save-exact \
-        "maildev@$MAILDEV_VERSION" >>"$LOG_DIR/npm.log" 2>&1 ||
-        { tail -n 30 "$LOG_DIR/npm.log" >&2; die "maildev: npm install failed"; }
-    fi
     # Fresh, empty mailbox on every start, kept under .local/.
     rm -rf "$MAILDEV_DATA"
     mkdir -p "$MAILDEV_DATA"
