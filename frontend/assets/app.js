@@ -168,8 +168,14 @@
     level.append(element("span", entry.level, `pill pill-${String(entry.level).toLowerCase()}`));
 
     const name = element("td", null, "col-name");
-    name.append(element("span", entry.name, "entry-name"));
-    if (entry.event_id) name.append(element("span", "event", "tag"));
+    const entryName = element("span", entry.name, "entry-name");
+    entryName.title = entry.name;
+    name.append(entryName);
+    if (entry.event_id) {
+      const tag = element("span", "via RabbitMQ", "tag");
+      tag.title = `event ${entry.event_id}`;
+      name.append(tag);
+    }
 
     const fullData = String(entry.data ?? "");
     const data = element(
