@@ -4,26 +4,53 @@
 #   bash project/stack.sh               start everything in the foreground; Ctrl-C stops it
 #   bash project/stack.sh up --detach   start everything in the background, return once ready
 #   bash project/stack.sh stop          stop what either form started
-#   bash project/stack.sh status        each process and whether it is ready
+#   bash project/stack.sh status        each process and whether it is ready (exit 1 if one is not)
+#   bash project/stack.sh logs          follow every service's log, prefixed with its name
 #
 # `up` starts the infrastructure (project/infra.sh: PostgreSQL, RabbitMQ, a MongoDB wire
-# server, the SMTP catcher), builds the release binaries, starts each service with its default
-# settings (the local ports of DESIGN.md; any variable set in this shell, e.g. RUST_LOG or
-# BCRYPT_COST, passes through), prefixes each process's log lines with its name, waits until
-# every /ready answers, and prints the URLs. A service that exits while the stack runs is
+# server, the SMTP catcher), builds the release binaries, starts each service wired to the
+# others (the local ports of DESIGN.md), prefixes each process's log lines with its name, waits
+# until every /ready answers, and prints the URLs. A service that exits while the stack runs is
 # reported at once. Logs and pids live under .local/stack/.
+#
+# Settings (environment):
+#   STACK_PORT_OFFSET=N     add N to every port (a second stack next to the first; its state
+#                           then lives under .local/stack-N/)
+#   STACK_HOST=0.0.0.0      listen on every interface (default 127.0.0.1: this machine only)
+#   STACK_READY_TIMEOUT=90  seconds the services may take to answer /ready
+#   STACK_STOP_TIMEOUT=20   seconds each may take to stop before it is killed
+#   LOG_FORMAT=compact      compact (one line per event), pretty or json
+#   Anything else set in this shell (RUST_LOG, BCRYPT_COST, MAIL_*, ...) reaches the services.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK_DIR="$ROOT/.local/stack"
+OFFSET="${STACK_PORT_OFFSET:-0}"
+[[ "$OFFSET" =~ ^[0-9]+$ ]] || { echo "[stack] ERROR: STACK_PORT_OFFSET must be a number" >&2; exit 2; }
+if [ "$OFFSET" -eq 0 ]; then STACK_DIR="$ROOT/.local/stack"; else STACK_DIR="$ROOT/.local/stack-$OFFSET"; fi
 SUPERVISOR_PID="$STACK_DIR/supervisor.pid"
 READY_MARK="$STACK_DIR/ready"
+FAILURE="$STACK_DIR/start-failure.txt"
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-90}"
 STOP_TIMEOUT="${STACK_STOP_TIMEOUT:-20}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LISTEN_HOST="${STACK_HOST:-127.0.0.1}"
+# Colour the name prefixes on a terminal only (tested once: `$(...)` runs with a pipe as stdout).
+if [ -t 1 ]; then TTY=1; else TTY=0; fi
+
+BROKER_PORT=$((8080 + OFFSET))
+FRONTEND_PORT=$((8081 + OFFSET))
+AUTH_PORT=$((8083 + OFFSET))
+LOGGER_PORT=$((8084 + OFFSET))
+LOGGER_RPC_PORT=$((5001 + OFFSET))
+MAILER_PORT=$((8085 + OFFSET))
+LISTENER_PORT=$((8086 + OFFSET))
+MAILCATCHER_URL="${MAILCATCHER_URL:-http://localhost:8025}"
 
 # name:port, in start order (dependencies first: the broker's /ready needs the others).
-SERVICES=(authentication:8083 logger:8084 mailer:8085 listener:8086 broker:8080 frontend:8081)
+SERVICES=(
+  "authentication:$AUTH_PORT" "logger:$LOGGER_PORT" "mailer:$MAILER_PORT"
+  "listener:$LISTENER_PORT" "broker:$BROKER_PORT" "frontend:$FRONTEND_PORT"
+)
 
 log() { printf '[stack] %s\n' "$*"; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -32,13 +59,45 @@ alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
 supervisor_pid() { read_pid "$SUPERVISOR_PID"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-is_ready() { curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$1/ready" 2>/dev/null; }
+
+# True when GET /ready on the port answers 200 (curl if present, else bash's /dev/tcp).
+is_ready() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$1/ready" 2>/dev/null
+  else
+    local line
+    line="$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 &&
+      printf 'GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n 1 <&3" 2>/dev/null)" || return 1
+    [[ "$line" == "HTTP/1."?" 200"* ]]
+  fi
+}
+
+# The settings of one service: its port, and where it finds the others.
+service_env() {
+  local name="$1" port="$2"
+  printf '%s\n' "PORT=$port" "HOST=$LISTEN_HOST" "LOG_FORMAT=${LOG_FORMAT:-compact}"
+  case "$name" in
+    logger) printf '%s\n' "RPC_PORT=$LOGGER_RPC_PORT" ;;
+    listener) printf '%s\n' "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" ;;
+    broker)
+      printf '%s\n' "AUTH_URL=http://127.0.0.1:$AUTH_PORT" "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" \
+        "MAILER_URL=http://127.0.0.1:$MAILER_PORT" \
+        "CORS_ALLOWED_ORIGINS=http://localhost:$FRONTEND_PORT,http://127.0.0.1:$FRONTEND_PORT"
+      ;;
+    frontend) printf '%s\n' "BROKER_URL=http://localhost:$BROKER_PORT" "MAILCATCHER_URL=$MAILCATCHER_URL" ;;
+  esac
+}
 
 # One colour per service, so interleaved logs stay readable on a terminal.
 colour() {
-  [ -t 1 ] || return 0
+  [ "$TTY" -eq 1 ] || return 0
   local colours=(31 32 33 34 35 36)
   printf '\033[%sm' "${colours[$(($1 % ${#colours[@]}))]}"
+}
+
+reset_colour() {
+  [ "$TTY" -eq 1 ] || return 0
+  printf '\033[0m'
 }
 
 declare -A PIDS=()
@@ -46,7 +105,9 @@ STOPPING=0
 
 stop_children() {
   STOPPING=1
+  trap '' INT TERM
   local name pid waited=0
+  log "stopping (SIGTERM, then SIGKILL after ${STOP_TIMEOUT}s)"
   for name in "${!PIDS[@]}"; do
     if alive "${PIDS[$name]}"; then kill -TERM "${PIDS[$name]}" 2>/dev/null || true; fi
   done
@@ -63,17 +124,24 @@ stop_children() {
       kill -KILL "${PIDS[$name]}" 2>/dev/null || true
     fi
   done
+  wait 2>/dev/null || true # the log pipes drain and end with their service
   rm -f "$READY_MARK" "$SUPERVISOR_PID" "$STACK_DIR"/*.pid
   log "stopped"
 }
 
 start_service() {
   local index="$1" name="$2" port="$3" bin="$TARGET_DIR/release/$2"
-  local prefix
-  prefix="$(colour "$index")$(printf '%-14s' "$name")$( [ -t 1 ] && printf '\033[0m')|"
+  local prefix vars=()
+  [ -x "$bin" ] || die "$bin is missing after the build"
+  prefix="$(colour "$index")$(printf '%-14s' "$name")$(reset_colour)|"
+  mapfile -t vars < <(service_env "$name" "$port")
   : >"$STACK_DIR/$name.log"
-  # Raw lines to the service's log file, prefixed lines to the terminal.
-  PORT="$port" "$bin" > >(tee -a "$STACK_DIR/$name.log" | sed -u "s/^/$prefix /") 2>&1 &
+  # The service leads a session of its own (setsid execs: a background child is no group
+  # leader), so a Ctrl-C on the terminal reaches only this script, which stops the services in
+  # order. Its raw lines go to its log file, prefixed lines to the terminal; the pipe ignores
+  # SIGINT so that the services' last lines still show while they shut down.
+  setsid env "${vars[@]}" "$bin" </dev/null \
+    > >(trap '' INT; tee -a "$STACK_DIR/$name.log" | sed -u "s/^/$prefix /") 2>&1 &
   PIDS[$name]=$!
   echo "${PIDS[$name]}" >"$STACK_DIR/$name.pid"
 }
@@ -86,19 +154,28 @@ wait_until_ready() {
     for entry in "${SERVICES[@]}"; do
       name="${entry%%:*}" port="${entry##*:}"
       if ! alive "${PIDS[$name]}"; then
-        log "$name exited during start-up; its last lines:"
-        tail -n 20 "$STACK_DIR/$name.log" >&2 || true
+        local status=0
+        wait "${PIDS[$name]}" 2>/dev/null || status=$?
+        {
+          log "!!! $name exited during start-up (status $status); its last lines:"
+          tail -n 20 "$STACK_DIR/$name.log" || true
+        } 2>&1 | tee "$FAILURE" >&2
         return 1
       fi
       is_ready "$port" || pending+=("$name")
     done
     [ "${#pending[@]}" -eq 0 ] && return 0
     if [ "$SECONDS" -ge "$deadline" ]; then
-      log "not ready after ${READY_TIMEOUT}s: ${pending[*]}"
-      for name in "${pending[@]}"; do
-        log "$name: last lines of $STACK_DIR/$name.log"
-        tail -n 10 "$STACK_DIR/$name.log" >&2 || true
-      done
+      {
+        log "!!! not ready after ${READY_TIMEOUT}s: ${pending[*]}"
+        for name in "${pending[@]}"; do
+          port=""
+          for entry in "${SERVICES[@]}"; do [ "${entry%%:*}" = "$name" ] && port="${entry##*:}"; done
+          log "$name: GET /ready answers: $(curl -sS --max-time 3 "http://127.0.0.1:$port/ready" 2>&1 || true)"
+          log "$name: last lines of $STACK_DIR/$name.log"
+          tail -n 10 "$STACK_DIR/$name.log" || true
+        done
+      } 2>&1 | tee "$FAILURE" >&2
       return 1
     fi
     sleep 0.2
@@ -115,6 +192,8 @@ watch_children() {
         reported[$name]=1
         local status=0
         wait "${PIDS[$name]}" 2>/dev/null || status=$?
+        rm -f "$STACK_DIR/$name.pid"
+        echo "$status" >"$STACK_DIR/$name.exited"
         printf '\n[stack] !!! %s EXITED (status %s); its last lines:\n' "$name" "$status" >&2
         tail -n 20 "$STACK_DIR/$name.log" >&2 || true
         printf '[stack] !!! the rest keeps running; Ctrl-C or "bash project/stack.sh stop" stops all\n\n' >&2
@@ -125,22 +204,26 @@ watch_children() {
 }
 
 cmd_up_foreground() {
-  local started=$SECONDS
+  local started=$SECONDS entry
   mkdir -p "$STACK_DIR"
   if alive "$(supervisor_pid)"; then
     die "the stack already runs (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
   fi
-  local entry
-  for entry in "${SERVICES[@]}"; do
-    port_open "${entry##*:}" && die "port ${entry##*:} (${entry%%:*}) is already taken by another process"
+  for entry in "${SERVICES[@]}" "logger-rpc:$LOGGER_RPC_PORT"; do
+    if port_open "${entry##*:}"; then
+      die "port ${entry##*:} (${entry%%:*}) is already taken by another process; stop it, or run a second stack beside it with STACK_PORT_OFFSET=10000"
+    fi
   done
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs), then run this again"
   echo $$ >"$SUPERVISOR_PID"
-  rm -f "$READY_MARK"
+  rm -f "$READY_MARK" "$FAILURE" "$STACK_DIR"/*.exited
 
   bash "$ROOT/project/infra.sh" up
   log "building the release binaries"
   (cd "$ROOT" && cargo build --release --locked --workspace --bins)
 
+  # The services' own lines stay free of colour codes: the log files are for grep and less.
+  export NO_COLOR=1
   trap 'stop_children; exit 130' INT
   trap 'stop_children; exit 143' TERM
   local index=0
@@ -150,15 +233,18 @@ cmd_up_foreground() {
   done
   if ! wait_until_ready; then
     stop_children
+    # Again after the shutdown lines, so that the reason is what the terminal ends with.
+    printf '\n[stack] START FAILED:\n' >&2
+    cat "$FAILURE" >&2
     exit 1
   fi
   date +%s >"$READY_MARK"
   cat <<EOF
 
 [stack] ready in $((SECONDS - started))s
-[stack]   test page     http://localhost:8081
-[stack]   broker        http://localhost:8080   (POST /handle, GET /openapi.json)
-[stack]   mail catcher  http://localhost:8025
+[stack]   test page     http://localhost:$FRONTEND_PORT
+[stack]   broker        http://localhost:$BROKER_PORT   (POST /handle, GET /openapi.json)
+[stack]   mail catcher  $MAILCATCHER_URL
 [stack]   logs          $STACK_DIR/<service>.log
 [stack] Ctrl-C (or \`bash project/stack.sh stop\`) stops everything.
 
@@ -172,7 +258,7 @@ cmd_up_detached() {
     [ -f "$READY_MARK" ] && { log "already running and ready"; return 0; }
     die "a stack is starting or running (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
   fi
-  rm -f "$READY_MARK"
+  rm -f "$READY_MARK" "$FAILURE"
   local started=$SECONDS
   setsid nohup bash "$ROOT/project/stack.sh" up </dev/null >"$STACK_DIR/stack.log" 2>&1 &
   local pid=$!
@@ -180,13 +266,20 @@ cmd_up_detached() {
   # The build may take minutes on a fresh machine; the supervisor bounds the wait for /ready.
   while [ ! -f "$READY_MARK" ]; do
     if ! alive "$pid"; then
-      log "the stack failed to start; the end of $STACK_DIR/stack.log:"
-      tail -n 40 "$STACK_DIR/stack.log" >&2 || true
+      if [ -s "$FAILURE" ]; then
+        log "the stack failed to start (whole log: $STACK_DIR/stack.log):"
+        cat "$FAILURE" >&2
+      else
+        log "the stack failed to start; the end of $STACK_DIR/stack.log:"
+        tail -n 40 "$STACK_DIR/stack.log" >&2 || true
+      fi
       return 1
     fi
     sleep 0.5
   done
-  log "ready in $((SECONDS - started))s: test page http://localhost:8081, broker http://localhost:8080, mail catcher http://localhost:8025"
+  log "ready in $((SECONDS - started))s: test page http://localhost:$FRONTEND_PORT," \
+    "broker http://localhost:$BROKER_PORT, mail catcher $MAILCATCHER_URL"
+  log "logs: bash project/stack.sh logs (or $STACK_DIR/<service>.log); stop: bash project/stack.sh stop"
 }
 
 cmd_stop() {
@@ -204,30 +297,56 @@ cmd_stop() {
     waited=$((waited + 1))
   done
   alive "$pid" && die "the supervisor (pid $pid) did not stop"
+  local exited name
+  for exited in "$STACK_DIR"/*.exited; do
+    [ -e "$exited" ] || continue
+    name="$(basename "$exited" .exited)"
+    log "!!! $name had exited on its own before the stop (status $(cat "$exited")): see $STACK_DIR/$name.log"
+  done
   log "stopped"
 }
 
 cmd_status() {
-  local entry name port pid state
+  local entry name port pid state all_ready=0
   log "supervisor: $(alive "$(supervisor_pid)" && echo "running (pid $(supervisor_pid))" || echo "not running")"
   for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}" port="${entry##*:}"
     pid="$(read_pid "$STACK_DIR/$name.pid")"
     if is_ready "$port"; then state="ready"; elif port_open "$port"; then state="up, NOT ready"; else state="down"; fi
-    printf '[stack]   %-14s :%s  %-14s %s\n' "$name" "$port" "$state" "$(if alive "$pid"; then echo "pid $pid"; fi)"
+    [ "$state" = "ready" ] || all_ready=1
+    if [ -f "$STACK_DIR/$name.exited" ] && alive "$(supervisor_pid)"; then
+      state="EXITED (status $(cat "$STACK_DIR/$name.exited"))"
+    fi
+    printf '[stack]   %-14s :%s  %-22s %s\n' "$name" "$port" "$state" "$(if alive "$pid"; then echo "pid $pid"; fi)"
   done
+  return "$all_ready"
 }
 
+cmd_logs() {
+  local entry files=()
+  for entry in "${SERVICES[@]}"; do
+    [ -f "$STACK_DIR/${entry%%:*}.log" ] && files+=("$STACK_DIR/${entry%%:*}.log")
+  done
+  [ "${#files[@]}" -gt 0 ] || die "no logs under $STACK_DIR yet; start the stack first"
+  # tail -v names each file in a "==> path <==" header line before its lines.
+  tail -v -n 20 -F "${files[@]}" 2>/dev/null | awk -v tty="$TTY" '
+    /^==> .* <==$/ { name = $2; sub(/.*\//, "", name); sub(/\.log$/, "", name); if (!(name in hue)) hue[name] = 31 + (n++ % 6); next }
+    /^$/ { next }
+    { if (tty) printf "\033[%dm%-14s\033[0m| %s\n", hue[name], name, $0; else printf "%-14s| %s\n", name, $0; fflush() }'
+}
+
+usage="usage: bash project/stack.sh [up [--detach]|stop|status|logs]"
 case "${1:-up}" in
   up)
     case "${2:-}" in
       --detach|-d) cmd_up_detached ;;
       "") cmd_up_foreground ;;
-      *) die "unknown option ${2}; usage: bash project/stack.sh [up [--detach]|stop|status]" ;;
+      *) die "unknown option ${2}; $usage" ;;
     esac
     ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command ${1}; usage: bash project/stack.sh [up [--detach]|stop|status]" ;;
+  logs) cmd_logs ;;
+  -h|--help|help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command ${1}; $usage" ;;
 esac

@@ -1,4 +1,5 @@
-//! Structured logs: JSON lines by default, human-readable with `LOG_FORMAT=pretty`.
+//! Structured logs: JSON lines by default, human-readable with `LOG_FORMAT=pretty` (multi-line)
+//! or `LOG_FORMAT=compact` (one line per event).
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,10 +9,11 @@ use crate::settings::{Env, LOG_FORMAT, RUST_LOG};
 pub fn init(service: &str, env: &Env) {
     let filter = EnvFilter::try_new(env.string_or(RUST_LOG, "info")).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let installed = if env.get(LOG_FORMAT) == Some("pretty") {
-        builder.pretty().try_init()
-    } else {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+    let installed = match env.get(LOG_FORMAT) {
+        Some("pretty") => builder.pretty().try_init(),
+        // One line per event: what `project/stack.sh` shows, prefixed with the service's name.
+        Some("compact") => builder.compact().try_init(),
+        _ => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
     if installed.is_ok() {
         tracing::info!(service, "telemetry initialised");
