@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{self, Bson, Document, doc};
 use serde_json::{Value, json};
 use service_kit::testing::{self, eventually, unique_name};
 
@@ -280,6 +280,9 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Collect
 
     for (index, click) in clicks().into_iter().enumerate() {
         let since = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
+        // The demo entries stored before the click (the margin above reaches back): not the click's.
+        let before: Vec<Bson> =
+            demo_entries_since(&logs, since).await.into_iter().filter_map(|e| e.get("_id").cloned()).collect();
         let button = client.find(Locator::Id(&format!("btn-{}", click.key))).await.expect("the button");
         assert_eq!(button.text().await.expect("its label"), click.button);
         button.click().await.unwrap_or_else(|e| panic!("click {}: {e}", click.button));
@@ -323,12 +326,14 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Collect
         if click.key == "log" || click.key == "event" {
             let via_rabbitmq = click.key == "event";
             let entries = eventually(&format!("the entry of {what} in MongoDB"), PAGE_TIMEOUT, || {
-                let logs = logs.clone();
+                let (logs, before) = (logs.clone(), &before);
                 async move {
                     let found: Vec<Document> = demo_entries_since(&logs, since)
                         .await
                         .into_iter()
-                        .filter(|e| has_event_id(e) == via_rabbitmq)
+                        .filter(|e| {
+                            has_event_id(e) == via_rabbitmq && e.get("_id").is_some_and(|id| !before.contains(id))
+                        })
                         .collect();
                     (!found.is_empty()).then_some(found)
                 }
