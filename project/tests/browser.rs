@@ -38,12 +38,9 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEMO_NAME: &str = "event";
 const DEMO_DATA: &str = "Some kind of data";
 
+/// A setting from the environment, without a trailing slash.
 fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .map(|v| v.trim().trim_end_matches('/').to_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+    service_kit::testing::env_or(key, default).trim_end_matches('/').to_owned()
 }
 
 /// A chromedriver of this test's own, with a fresh Chromium profile directory.

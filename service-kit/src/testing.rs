@@ -22,8 +22,39 @@ pub const TEST_SMTP_PORT: &str = "TEST_SMTP_PORT";
 pub const TEST_MAILCATCHER_URL: &str = "TEST_MAILCATCHER_URL";
 pub const DEFAULT_MAILCATCHER_URL: &str = "http://127.0.0.1:8025";
 
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+/// A test setting from the environment: the variable when set and not blank (trimmed), else
+/// `default`.
+pub fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// A response read whole: its status and its JSON envelope.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// Reads `response`; panics, showing the body, when it is not JSON.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("answered {status}, not JSON ({e}): {text:?}"));
+        Self { status, body }
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body))
+    }
+
+    /// The envelope of a failure: this status, `error` true and a message containing `message_part`.
+    pub fn assert_error(&self, status: u16, message_part: &str, why: &str) {
+        assert_eq!(self.status, status, "{why}: {}", self.body);
+        assert_eq!(self.body["error"], true, "{why}: {}", self.body);
+        assert!(self.message().contains(message_part), "{why}: {:?} should contain {message_part:?}", self.message());
+    }
 }
 
 pub fn pg_admin_url() -> String {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use broker::{Application, Settings};
 use serde_json::Value;
 use service_kit::HttpSettings;
+pub use service_kit::testing::Answer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -19,26 +20,6 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The settings it was started with.
     pub settings: Settings,
-}
-
-/// A response read whole: status and the envelope.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn message(&self) -> &str {
-        self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body))
-    }
-
-    /// The envelope of a failure: `error` true and a message.
-    pub fn assert_error(&self, status: u16, message_part: &str, why: &str) {
-        assert_eq!(self.status, status, "{why}: {}", self.body);
-        assert_eq!(self.body["error"], true, "{why}: {}", self.body);
-        assert!(self.message().contains(message_part), "{why}: {:?} should contain {message_part:?}", self.message());
-    }
 }
 
 impl TestApp {
@@ -64,10 +45,7 @@ impl TestApp {
 }
 
 pub async fn read(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
-    Answer { status, body }
+    Answer::read(response).await
 }
 
 /// Starts a broker with `settings` (its port is replaced by 0) and returns once it serves.

@@ -23,26 +23,12 @@ pub const EFFECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to do when the stack is not running.
 pub const START_THE_STACK: &str = "start the stack: bash project/stack.sh up --detach";
 
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .map(|v| v.trim().trim_end_matches('/').to_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// A base URL from the environment, without a trailing slash.
+fn url_or(key: &str, default: &str) -> String {
+    service_kit::testing::env_or(key, default).trim_end_matches('/').to_owned()
 }
 
-/// A response read whole: status and the JSON envelope.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn message(&self) -> &str {
-        self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body))
-    }
-}
+pub use service_kit::testing::Answer;
 
 /// The running stack.
 pub struct Stack {
@@ -59,8 +45,8 @@ pub struct Stack {
 /// Connects to the running stack; fails with [`START_THE_STACK`] when the broker does not answer.
 pub async fn stack() -> Stack {
     let started = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
-    let broker_url = env_or(E2E_BROKER_URL, DEFAULT_BROKER_URL);
-    let auth_url = env_or(E2E_AUTH_URL, DEFAULT_AUTH_URL);
+    let broker_url = url_or(E2E_BROKER_URL, DEFAULT_BROKER_URL);
+    let auth_url = url_or(E2E_AUTH_URL, DEFAULT_AUTH_URL);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client");
     let ping = format!("{broker_url}/ping");
     match http.get(&ping).send().await {
@@ -98,11 +84,7 @@ impl Stack {
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {url}: {e}: {START_THE_STACK}"));
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("POST {url} answered {status}, not JSON ({e}): {text:?}"));
-        Answer { status, body }
+        Answer::read(response).await
     }
 
     /// Registers a new, active user with a unique address and password (`POST /users`).
