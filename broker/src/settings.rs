@@ -71,10 +71,10 @@ impl Settings {
             exchange: env.string_or(EXCHANGE, contract::event::EXCHANGE),
             queue: env.string_or(QUEUE_NAME, contract::event::DEFAULT_QUEUE),
             cors_allowed_origins: env.list_or(CORS_ALLOWED_ORIGINS, &DEFAULT_CORS_ALLOWED_ORIGINS),
-            auth_timeout: positive(env, AUTH_TIMEOUT_MS, DEFAULT_AUTH_TIMEOUT)?,
-            logger_timeout: positive(env, LOGGER_TIMEOUT_MS, DEFAULT_LOGGER_TIMEOUT)?,
-            mailer_timeout: positive(env, MAILER_TIMEOUT_MS, DEFAULT_MAILER_TIMEOUT)?,
-            rabbit_timeout: positive(env, RABBIT_TIMEOUT_MS, DEFAULT_RABBIT_TIMEOUT)?,
+            auth_timeout: env.positive_millis_or(AUTH_TIMEOUT_MS, DEFAULT_AUTH_TIMEOUT)?,
+            logger_timeout: env.positive_millis_or(LOGGER_TIMEOUT_MS, DEFAULT_LOGGER_TIMEOUT)?,
+            mailer_timeout: env.positive_millis_or(MAILER_TIMEOUT_MS, DEFAULT_MAILER_TIMEOUT)?,
+            rabbit_timeout: env.positive_millis_or(RABBIT_TIMEOUT_MS, DEFAULT_RABBIT_TIMEOUT)?,
         })
     }
 }
@@ -88,19 +88,6 @@ fn base_url(env: &Env, key: &str, default: &str) -> Result<String, SettingsError
         return Err(invalid("must be an http:// URL with a host".to_owned()));
     }
     Ok(value.trim_end_matches('/').to_owned())
-}
-
-/// A timeout in milliseconds; zero would fail every call, so it is refused.
-fn positive(env: &Env, key: &str, default: Duration) -> Result<Duration, SettingsError> {
-    let timeout = env.millis_or(key, default)?;
-    if timeout.is_zero() {
-        return Err(SettingsError {
-            key: key.to_owned(),
-            value: "0".to_owned(),
-            reason: "must be positive".to_owned(),
-        });
-    }
-    Ok(timeout)
 }
 
 #[cfg(test)]

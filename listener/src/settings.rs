@@ -64,8 +64,8 @@ impl Settings {
             logger_rpc_addr: env.string_or(LOGGER_RPC_ADDR, DEFAULT_LOGGER_RPC_ADDR),
             queue: env.string_or(QUEUE_NAME, contract::event::DEFAULT_QUEUE),
             exchange: env.string_or(EXCHANGE, contract::event::EXCHANGE),
-            prefetch: at_least_one(env, PREFETCH, DEFAULT_PREFETCH)?,
-            max_attempts: at_least_one(env, MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)?,
+            prefetch: env.at_least_one_or(PREFETCH, DEFAULT_PREFETCH)?,
+            max_attempts: env.at_least_one_or(MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)?,
             logger_timeout: env.millis_or(LOGGER_TIMEOUT_MS, DEFAULT_LOGGER_TIMEOUT)?,
             retry_min: env.millis_or(RETRY_MIN_MS, DEFAULT_RETRY_MIN)?,
             retry_max: env.millis_or(RETRY_MAX_MS, DEFAULT_RETRY_MAX)?,
@@ -108,18 +108,6 @@ impl Settings {
     pub fn topology(&self) -> service_kit::amqp::Topology {
         service_kit::amqp::Topology::new(&self.exchange, &self.queue)
     }
-}
-
-fn at_least_one<T>(env: &Env, key: &str, default: T) -> Result<T, SettingsError>
-where
-    T: std::str::FromStr + PartialEq + From<u8>,
-    T::Err: std::fmt::Display,
-{
-    let value = env.parse_or(key, default)?;
-    if value == T::from(0) {
-        return Err(SettingsError { key: key.into(), value: "0".into(), reason: "must be at least 1".into() });
-    }
-    Ok(value)
 }
 
 // The broker URL may carry a password: show it without the user-info part.

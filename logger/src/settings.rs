@@ -106,9 +106,9 @@ impl Settings {
         };
         let defaults = BatchSettings::default();
         let batch = BatchSettings {
-            max_entries: at_least_one(env, BATCH_MAX, defaults.max_entries)?,
+            max_entries: env.at_least_one_or(BATCH_MAX, defaults.max_entries)?,
             window: env.millis_or(BATCH_WINDOW_MS, defaults.window)?,
-            concurrency: at_least_one(env, BATCH_CONCURRENCY, defaults.concurrency)?,
+            concurrency: env.at_least_one_or(BATCH_CONCURRENCY, defaults.concurrency)?,
         };
         Ok(Self {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
@@ -128,14 +128,6 @@ impl Settings {
             batch: BatchSettings::default(),
         }
     }
-}
-
-fn at_least_one(env: &Env, key: &str, default: usize) -> Result<usize, SettingsError> {
-    let value = env.parse_or(key, default)?;
-    if value == 0 {
-        return Err(SettingsError { key: key.into(), value: "0".into(), reason: "must be at least 1".into() });
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

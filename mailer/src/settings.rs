@@ -112,10 +112,7 @@ impl FromStr for Encryption {
 impl Settings {
     /// Reads the settings; unset values take the defaults of a local run (maildev on 1025).
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let pool_size: u32 = env.parse_or(MAIL_POOL_SIZE, 10)?;
-        if pool_size == 0 {
-            return Err(invalid(MAIL_POOL_SIZE, "0", "must be at least 1"));
-        }
+        let pool_size: u32 = env.at_least_one_or(MAIL_POOL_SIZE, 10)?;
         let settings = Self {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             smtp: SmtpSettings {
@@ -140,16 +137,12 @@ impl Settings {
     /// `FROM_NAME <FROM_ADDRESS>`, checked like a request's `from`.
     pub fn default_sender(&self) -> Result<Mailbox, SettingsError> {
         let address = crate::domain::MailAddress::parse("from", &self.from_address)
-            .map_err(|e| invalid(FROM_ADDRESS, &self.from_address, &e.problem))?;
+            .map_err(|e| SettingsError::new(FROM_ADDRESS, &self.from_address, &e.problem))?;
         contract::validate::single_line("from", &self.from_name)
-            .map_err(|e| invalid(FROM_NAME, &self.from_name, &e.problem))?;
+            .map_err(|e| SettingsError::new(FROM_NAME, &self.from_name, &e.problem))?;
         let name = Some(self.from_name.trim().to_owned()).filter(|name| !name.is_empty());
         Ok(Mailbox::new(name, address.into_inner()))
     }
-}
-
-fn invalid(key: &str, value: &str, reason: &str) -> SettingsError {
-    SettingsError { key: key.to_owned(), value: value.to_owned(), reason: reason.to_owned() }
 }
 
 #[cfg(test)]

@@ -22,6 +22,12 @@ pub struct SettingsError {
     pub reason: String,
 }
 
+impl SettingsError {
+    pub fn new(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { key: key.into(), value: value.into(), reason: reason.into() }
+    }
+}
+
 /// Where settings come from: the process environment, or a map in tests.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -68,6 +74,28 @@ impl Env {
     pub fn millis_or(&self, key: &str, default: Duration) -> Result<Duration, SettingsError> {
         let millis = self.parse_or(key, u64::try_from(default.as_millis()).unwrap_or(u64::MAX))?;
         Ok(Duration::from_millis(millis))
+    }
+
+    /// A count that must be at least 1 (a pool size, a prefetch window); `default` when unset.
+    pub fn at_least_one_or<T>(&self, key: &str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr + PartialEq + From<u8>,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse_or(key, default)?;
+        if value == T::from(0) {
+            return Err(SettingsError::new(key, "0", "must be at least 1"));
+        }
+        Ok(value)
+    }
+
+    /// A timeout in milliseconds; zero would fail every call, so it is refused.
+    pub fn positive_millis_or(&self, key: &str, default: Duration) -> Result<Duration, SettingsError> {
+        let timeout = self.millis_or(key, default)?;
+        if timeout.is_zero() {
+            return Err(SettingsError::new(key, "0", "must be positive"));
+        }
+        Ok(timeout)
     }
 
     /// A comma-separated list; `default` when unset.
@@ -124,6 +152,16 @@ mod tests {
         assert_eq!(env.list_or("ORIGINS", &[]), vec!["http://a", "http://b"]);
         assert_eq!(env.list_or("OTHER", &["x"]), vec!["x"]);
         assert_eq!(env.millis_or("TIMEOUT_MS", Duration::from_secs(1)).unwrap(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn counts_and_timeouts_refuse_zero() {
+        let env = Env::from_pairs([("POOL", "0"), ("TIMEOUT_MS", "0"), ("OK", "3")]);
+        assert_eq!(env.at_least_one_or("POOL", 5u32).unwrap_err().reason, "must be at least 1");
+        assert_eq!(env.at_least_one_or("OK", 5usize).unwrap(), 3);
+        assert_eq!(env.at_least_one_or("UNSET", 5u16).unwrap(), 5);
+        assert_eq!(env.positive_millis_or("TIMEOUT_MS", Duration::from_secs(1)).unwrap_err().key, "TIMEOUT_MS");
+        assert_eq!(env.positive_millis_or("UNSET", Duration::from_secs(1)).unwrap(), Duration::from_secs(1));
     }
 
     #[test]
