@@ -11,6 +11,7 @@
 //! - [`logger_client`]: the shared, lazily connecting, self-reconnecting logger RPC client.
 //! - [`retry`]: exponential, capped, logged retries with `backon`.
 //! - [`shutdown`]: a future that completes on SIGTERM or Ctrl-C, for non-HTTP loops.
+//! - [`wiring`]: the local ports, addresses and names every default points at, defined once.
 //! - `testing` (feature): per-test databases, unique names, the SMTP catcher's API.
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wiring;
 
 #[cfg(feature = "testing")]
 pub mod testing;
