@@ -1,41 +1,21 @@
-//! The authentication service's bodies: credentials, users, registration.
+//! The authentication service's bodies: credentials, users, registration, and the rules of
+//! their fields.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::validate::{self, ValidationError};
+use crate::validate::{
+    self, EmailAddress, MAX_NAME_CHARS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Problem, text_newtype,
+};
 
-/// `{"email", "password"}`: the body of `POST /authenticate` and of the `auth` action.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `{"email", "password"}`: the body of `POST /authenticate` and of the `auth` action. Shape
+/// checks only (the field types); whether the pair is right is the service's business.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
-    pub email: String,
-    pub password: String,
-}
-
-impl Credentials {
-    /// Shape checks only; whether the pair is right is the service's business.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        validate::email("email", &self.email)?;
-        if self.password.is_empty() {
-            return Err(ValidationError::new("password", "must not be empty"));
-        }
-        if self.password.len() > validate::MAX_PASSWORD_BYTES {
-            return Err(ValidationError::new(
-                "password",
-                format!("must be at most {} bytes", validate::MAX_PASSWORD_BYTES),
-            ));
-        }
-        Ok(())
-    }
-}
-
-// The password never reaches a log line.
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("email", &self.email).field("password", &"<redacted>").finish()
-    }
+    pub email: EmailAddress,
+    pub password: Password,
 }
 
 /// A user as the API shows it: never the password hash.
@@ -53,14 +33,14 @@ pub struct User {
 }
 
 /// `POST /users`: registers a user so that demos and tests need no SQL.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUser {
-    pub email: String,
+    pub email: EmailAddress,
     #[serde(default)]
-    pub first_name: String,
+    pub first_name: PersonName,
     #[serde(default)]
-    pub last_name: String,
-    pub password: String,
+    pub last_name: PersonName,
+    pub password: NewPassword,
     /// Defaults to active, so a registered user can log in at once.
     #[serde(default = "default_active")]
     pub active: bool,
@@ -70,88 +50,147 @@ fn default_active() -> bool {
     true
 }
 
-impl NewUser {
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        validate::email("email", &self.email)?;
-        for (field, value) in [("first_name", &self.first_name), ("last_name", &self.last_name)] {
-            validate::single_line(field, value)?;
-            if value.chars().count() > validate::MAX_NAME_CHARS {
-                return Err(ValidationError::new(
-                    field,
-                    format!("must be at most {} characters", validate::MAX_NAME_CHARS),
-                ));
-            }
+/// A password as a login takes it: not empty, and at most [`MAX_PASSWORD_BYTES`], because bcrypt
+/// reads no further (longer ones are refused, not truncated). Never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        if value.is_empty() {
+            return Err(Problem::new("must not be empty"));
         }
-        if self.password.chars().count() < validate::MIN_PASSWORD_CHARS {
-            return Err(ValidationError::new(
-                "password",
-                format!("must be at least {} characters", validate::MIN_PASSWORD_CHARS),
-            ));
-        }
-        if self.password.len() > validate::MAX_PASSWORD_BYTES {
-            return Err(ValidationError::new(
-                "password",
-                format!("must be at most {} bytes", validate::MAX_PASSWORD_BYTES),
-            ));
-        }
-        Ok(())
+        validate::at_most_bytes(&value, MAX_PASSWORD_BYTES)?;
+        Ok(Self(value))
     }
 }
 
-impl fmt::Debug for NewUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewUser")
-            .field("email", &self.email)
-            .field("first_name", &self.first_name)
-            .field("last_name", &self.last_name)
-            .field("password", &"<redacted>")
-            .field("active", &self.active)
-            .finish()
+text_newtype!(
+    Password,
+    validate::text_schema("At most 72 bytes (bcrypt's limit).").max_length(Some(MAX_PASSWORD_BYTES))
+);
+
+/// A password one may choose: at least [`MIN_PASSWORD_CHARS`] characters, and within the limit
+/// of every [`Password`]. Never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        if value.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(Problem::new(format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+        }
+        Password::parse(value).map(|password| Self(password.0))
     }
 }
+
+text_newtype!(
+    NewPassword,
+    validate::text_schema("At least 8 characters, at most 72 bytes.")
+        .min_length(Some(MIN_PASSWORD_CHARS))
+        .max_length(Some(MAX_PASSWORD_BYTES))
+);
+
+// The password never reaches a log line.
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A first or last name: one line, at most [`MAX_NAME_CHARS`] characters; empty when not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        validate::one_line(&value)?;
+        validate::at_most_chars(&value, MAX_NAME_CHARS)?;
+        Ok(Self(value))
+    }
+}
+
+text_newtype!(PersonName, validate::text_schema("One line.").max_length(Some(MAX_NAME_CHARS)));
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn creds(email: &str, password: &str) -> Credentials {
-        Credentials { email: email.into(), password: password.into() }
-    }
+    use serde_json::json;
 
     #[test]
     fn debug_output_never_shows_the_password() {
-        let shown = format!("{:?}", creds("admin@example.com", "verysecret"));
-        assert!(!shown.contains("verysecret"), "{shown}");
-        let user = NewUser {
-            email: "a@b.c".into(),
-            first_name: String::new(),
-            last_name: String::new(),
-            password: "hunter2hunter2".into(),
-            active: true,
-        };
+        let credentials: Credentials =
+            validate::from_value(json!({"email": "admin@example.com", "password": "verysecret"})).unwrap();
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("verysecret") && shown.contains("admin@example.com"), "{shown}");
+        let user: NewUser = validate::from_value(json!({"email": "a@b.c", "password": "hunter2hunter2"})).unwrap();
         assert!(!format!("{user:?}").contains("hunter2"));
     }
 
     #[test]
-    fn credentials_are_checked() {
-        assert!(creds("admin@example.com", "verysecret").validate().is_ok());
-        let cases = [
-            (creds("", "x"), "email", "empty email"),
-            (creds("nope", "x"), "email", "not an address"),
-            (creds("a@b.c", ""), "password", "empty password"),
-            (creds("a@b.c", &"x".repeat(10_000)), "password", "10 kB password"),
-        ];
-        for (input, field, why) in cases {
-            assert_eq!(input.validate().unwrap_err().field, field, "{why}");
-        }
+    fn credentials_serialise_as_they_came() {
+        let body = json!({"email": "admin@example.com", "password": "verysecret"});
+        let credentials: Credentials = validate::from_value(body.clone()).unwrap();
+        assert_eq!(serde_json::to_value(credentials).unwrap(), body);
     }
 
     #[test]
-    fn registration_defaults_to_an_active_user() {
-        let user: NewUser = serde_json::from_str(r#"{"email":"a@b.c","password":"longenough"}"#).unwrap();
+    fn bad_credentials_name_the_field_and_the_problem() {
+        let cases = [
+            (json!({"email": "", "password": "x"}), "`email`: must not be empty", "an empty email"),
+            (json!({"email": "nope", "password": "x"}), "`email`: must be an e-mail address", "not an address"),
+            (json!({"email": "a@b.c", "password": ""}), "`password`: must not be empty", "an empty password"),
+            (
+                json!({"email": "a@b.c", "password": "x".repeat(10_000)}),
+                "`password`: must be at most 72 bytes",
+                "a 10 kB password",
+            ),
+            (json!({"email": "a@b.c", "password": "é".repeat(37)}), "`password`: must be at most 72 bytes", "74 bytes"),
+        ];
+        for (body, expected, why) in cases {
+            let message = validate::from_value::<Credentials>(body).unwrap_err().to_string();
+            assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
+        }
+        assert!(validate::from_value::<Credentials>(json!({"email": "a@b.c", "password": "x"})).is_ok());
+    }
+
+    #[test]
+    fn registration_defaults_to_an_active_user_without_names() {
+        let user: NewUser = validate::from_value(json!({"email": "a@b.c", "password": "longenough"})).unwrap();
         assert!(user.active);
-        assert!(user.validate().is_ok());
-        let short: NewUser = serde_json::from_str(r#"{"email":"a@b.c","password":"short"}"#).unwrap();
-        assert_eq!(short.validate().unwrap_err().field, "password");
+        assert_eq!((user.first_name.as_str(), user.last_name.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn bad_registrations_name_the_field_and_the_problem() {
+        let with = |extra: serde_json::Value| {
+            let mut body = json!({"email": "a@b.c", "password": "correct horse"});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            body
+        };
+        let cases = [
+            (with(json!({"password": "short"})), "`password`: must be at least 8 characters", "a short password"),
+            (with(json!({"password": ""})), "`password`: must be at least 8 characters", "an empty password"),
+            (with(json!({"password": "p".repeat(73)})), "`password`: must be at most 72 bytes", "a long password"),
+            (with(json!({"email": "a.b.c"})), "`email`: must be an e-mail address", "not an address"),
+            (with(json!({"first_name": "Eve\r\nBcc: x"})), "`first_name`: must be a single line", "a line break"),
+            (with(json!({"last_name": "n".repeat(256)})), "`last_name`: must be at most 255 characters", "a long name"),
+            (with(json!({"active": "yes"})), "`active`: invalid type: string, expected a boolean", "a string active"),
+        ];
+        for (body, expected, why) in cases {
+            let message = validate::from_value::<NewUser>(body).unwrap_err().to_string();
+            assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
+        }
+        let eight = with(json!({"password": "ééééé✓✓✓"}));
+        assert!(validate::from_value::<NewUser>(eight).is_ok(), "8 characters, 19 bytes");
     }
 }

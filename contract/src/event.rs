@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::log::{Level, LogEntry, LogPayload};
+use crate::log::{self, Level, LogEntry, LogPayload};
 use crate::validate::ValidationError;
 
 /// The durable topic exchange every event goes to.
@@ -21,7 +21,9 @@ pub fn routing_key(level: Level) -> String {
     format!("log.{}", level.as_str())
 }
 
-/// `{"id", "name", "data", "level", "created_at"}`: the body of every event message.
+/// `{"id", "name", "data", "level", "created_at"}`: the body of every event message. Plain
+/// fields, checked by [`LogEvent::validate`] with the rules of a log payload (see
+/// [`crate::validate`] for why).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEvent {
     /// Unique per event; the logger stores an id at most once, so redelivery never duplicates.
@@ -38,8 +40,8 @@ impl LogEvent {
         Self {
             id: Uuid::new_v4(),
             level: payload.level.unwrap_or_default(),
-            name: payload.name,
-            data: payload.data,
+            name: payload.name.into_inner(),
+            data: payload.data.into_inner(),
             created_at: Utc::now(),
         }
     }
@@ -50,7 +52,7 @@ impl LogEvent {
 
     /// Checks the same limits as a direct `log` action.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.clone().into_entry().validate()
+        log::check_fields(&self.name, &self.data)
     }
 
     /// The entry the listener asks the logger to store.
@@ -72,7 +74,8 @@ mod tests {
 
     #[test]
     fn an_event_round_trips_through_json_and_keeps_its_id() {
-        let event = LogEvent::new(LogPayload { name: "event".into(), data: "d".into(), level: None });
+        let event =
+            LogEvent::new(LogPayload { name: "event".parse().unwrap(), data: "d".parse().unwrap(), level: None });
         let json = serde_json::to_string(&event).unwrap();
         let back: LogEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);

@@ -1,16 +1,19 @@
 //! The broker's `POST /handle` request: `{"action": A, ...}` with the payload under a key
 //! named after the action (`event` carries its payload under `log`, as in the Go original).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::auth::Credentials;
-use crate::log::{DEFAULT_RECENT, LogPayload, MAX_RECENT};
+use crate::log::{LogPayload, RecentLimit};
 use crate::mail::MailPayload;
-use crate::validate::ValidationError;
+use crate::validate::{self, ValidationError};
 
 /// Every action the broker handles. Dispatch is an exhaustive `match`, so a new action
-/// cannot be forgotten.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// cannot be forgotten. Read a body with [`HandleRequest::parse`]; the serde attributes describe
+/// the shape (for `Serialize` and the OpenAPI schema), and a test holds `parse` to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum HandleRequest {
@@ -34,13 +37,13 @@ pub enum HandleRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsQuery {
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<RecentLimit>,
 }
 
 impl LogsQuery {
-    /// The limit to ask the logger for: the default when absent, capped at [`MAX_RECENT`].
+    /// The limit to ask the logger for: the default when absent, capped at the maximum.
     pub fn effective_limit(&self) -> u32 {
-        self.limit.unwrap_or(DEFAULT_RECENT).clamp(1, MAX_RECENT)
+        self.limit.unwrap_or_default().get()
     }
 }
 
@@ -55,8 +58,8 @@ pub enum RequestError {
     MissingAction,
     #[error("unknown action {action:?}; expected one of {expected}", action = .0, expected = HandleRequest::ACTIONS.join(", "))]
     UnknownAction(String),
-    #[error("invalid {action:?} request: {detail}")]
-    Payload { action: String, detail: String },
+    #[error("invalid {action:?} request: missing field `{key}`")]
+    MissingPayload { action: &'static str, key: &'static str },
     #[error("invalid {action:?} request: {error}")]
     Invalid { action: &'static str, error: ValidationError },
 }
@@ -65,24 +68,26 @@ impl HandleRequest {
     /// The action names, as they appear on the wire.
     pub const ACTIONS: [&'static str; 5] = ["auth", "log", "event", "mail", "logs"];
 
-    /// Parses and validates a body; every refusal names the problem.
+    /// Parses a body into its action; every field rule applies on the way, and every refusal
+    /// names the problem, a field by its path from the payload key (`mail.to`). The payload is
+    /// read on its own because serde's internally tagged enums lose the path of an error.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| RequestError::Syntax(e.to_string()))?;
-        let action = match value.as_object() {
-            None => return Err(RequestError::NotAnObject),
-            Some(object) => match object.get("action") {
-                None => return Err(RequestError::MissingAction),
-                Some(serde_json::Value::String(action)) => action.clone(),
-                Some(other) => return Err(RequestError::UnknownAction(other.to_string())),
-            },
+        let value: Value = serde_json::from_slice(body).map_err(|e| RequestError::Syntax(e.to_string()))?;
+        let Value::Object(mut object) = value else { return Err(RequestError::NotAnObject) };
+        let action = match object.get("action") {
+            None => return Err(RequestError::MissingAction),
+            Some(Value::String(action)) => action.clone(),
+            Some(other) => return Err(RequestError::UnknownAction(other.to_string())),
         };
-        if !Self::ACTIONS.contains(&action.as_str()) {
-            return Err(RequestError::UnknownAction(action));
-        }
-        let request: Self = serde_json::from_value(value)
-            .map_err(|e| RequestError::Payload { action, detail: crate::validate::without_values(&e.to_string()) })?;
-        request.validate()?;
-        Ok(request)
+        let object = &mut object;
+        Ok(match action.as_str() {
+            "auth" => Self::Auth { auth: required(object, "auth", "auth")? },
+            "log" => Self::Log { log: required(object, "log", "log")? },
+            "event" => Self::Event { log: required(object, "event", "log")? },
+            "mail" => Self::Mail { mail: required(object, "mail", "mail")? },
+            "logs" => Self::Logs { logs: payload(object, "logs", "logs")?.unwrap_or_default() },
+            _ => return Err(RequestError::UnknownAction(action)),
+        })
     }
 
     /// The action's wire name.
@@ -95,23 +100,30 @@ impl HandleRequest {
             HandleRequest::Logs { .. } => "logs",
         }
     }
+}
 
-    /// Field checks shared with the services, so nothing invalid goes downstream.
-    pub fn validate(&self) -> Result<(), RequestError> {
-        let result = match self {
-            HandleRequest::Auth { auth } => auth.validate().map_err(|e| e.within("auth")),
-            HandleRequest::Log { log } | HandleRequest::Event { log } => log.validate().map_err(|e| e.within("log")),
-            HandleRequest::Mail { mail } => mail.validate().map_err(|e| e.within("mail")),
-            HandleRequest::Logs { .. } => Ok(()),
-        };
-        result.map_err(|error| RequestError::Invalid { action: self.action(), error })
-    }
+/// The payload of `action` under `key`, when there is one.
+fn payload<T: DeserializeOwned>(
+    object: &mut Map<String, Value>,
+    action: &'static str,
+    key: &'static str,
+) -> Result<Option<T>, RequestError> {
+    let Some(value) = object.remove(key) else { return Ok(None) };
+    validate::from_value(value).map(Some).map_err(|error| RequestError::Invalid { action, error: error.within(key) })
+}
+
+fn required<T: DeserializeOwned>(
+    object: &mut Map<String, Value>,
+    action: &'static str,
+    key: &'static str,
+) -> Result<T, RequestError> {
+    payload(object, action, key)?.ok_or(RequestError::MissingPayload { action, key })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::Level;
+    use crate::log::{DEFAULT_RECENT, Level, MAX_RECENT};
 
     // The Go original's bodies, byte for byte.
     #[test]
@@ -122,7 +134,10 @@ mod tests {
         assert_eq!(
             auth,
             HandleRequest::Auth {
-                auth: Credentials { email: "admin@example.com".into(), password: "verysecret".into() }
+                auth: Credentials {
+                    email: "admin@example.com".parse().unwrap(),
+                    password: "verysecret".parse().unwrap()
+                }
             }
         );
 
@@ -131,7 +146,11 @@ mod tests {
         assert_eq!(
             log,
             HandleRequest::Log {
-                log: LogPayload { name: "event".into(), data: "Some kind of data".into(), level: None }
+                log: LogPayload {
+                    name: "event".parse().unwrap(),
+                    data: "Some kind of data".parse().unwrap(),
+                    level: None
+                }
             }
         );
 
@@ -147,13 +166,34 @@ mod tests {
             mail,
             HandleRequest::Mail {
                 mail: MailPayload {
-                    from: Some("me@example.com".into()),
-                    to: "you@there.com".into(),
-                    subject: "Test email".into(),
-                    message: "Hello world!".into(),
+                    from: Some("me@example.com".parse().unwrap()),
+                    to: "you@there.com".parse().unwrap(),
+                    subject: "Test email".parse().unwrap(),
+                    message: "Hello world!".parse().unwrap(),
                 }
             }
         );
+    }
+
+    #[test]
+    fn parse_reads_what_serde_writes_for_every_action() {
+        let bodies: [&[u8]; 6] = [
+            br#"{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}"#,
+            br#"{"action":"log","log":{"name":"event","data":"d","level":"WARNING"}}"#,
+            br#"{"action":"event","log":{"name":"event","data":"d"}}"#,
+            br#"{"action":"mail","mail":{"to":"you@there.com","subject":"s","message":"m"}}"#,
+            br#"{"action":"logs","logs":{"limit":5}}"#,
+            br#"{"action":"logs"}"#,
+        ];
+        let mut actions = Vec::new();
+        for body in bodies {
+            let request = HandleRequest::parse(body).unwrap();
+            let written = serde_json::to_vec(&request).unwrap();
+            assert_eq!(HandleRequest::parse(&written).unwrap(), request, "{}", String::from_utf8_lossy(&written));
+            actions.push(request.action());
+        }
+        actions.dedup();
+        assert_eq!(actions, HandleRequest::ACTIONS, "every action, each under its name");
     }
 
     #[test]
@@ -180,7 +220,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_fail_with_a_message_that_names_the_problem() {
-        let cases: [(&str, &[u8], &str); 12] = [
+        let cases: [(&str, &[u8], &str); 15] = [
             ("not JSON", b"{not json", "not valid JSON"),
             ("empty body", b"", "not valid JSON"),
             ("an array", b"[1,2]", "must be a JSON object"),
@@ -196,10 +236,25 @@ mod tests {
             (
                 "wrong type",
                 br#"{"action":"log","log":{"name":1,"data":"d"}}"#,
-                "invalid type: integer, expected a string",
+                "invalid \"log\" request: invalid field `log.name`: invalid type: integer, expected a string",
+            ),
+            (
+                "payload not an object",
+                br#"{"action":"auth","auth":[1]}"#,
+                "invalid field `auth`: invalid type: integer",
             ),
             ("missing field", br#"{"action":"mail","mail":{"to":"a@b.c","subject":"s"}}"#, "missing field `message`"),
             ("invalid email", br#"{"action":"auth","auth":{"email":"nope","password":"x"}}"#, "`auth.email`"),
+            (
+                "a limit of 0",
+                br#"{"action":"logs","logs":{"limit":0}}"#,
+                "invalid \"logs\" request: invalid field `logs.limit`: must be at least 1",
+            ),
+            (
+                "a negative limit",
+                br#"{"action":"logs","logs":{"limit":-1}}"#,
+                "invalid field `logs.limit`: invalid value",
+            ),
             (
                 "header injection",
                 br#"{"action":"mail","mail":{"to":"a@b.c","subject":"a\r\nBcc: x@y.z","message":"m"}}"#,

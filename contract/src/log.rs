@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::validate::{self, ValidationError};
+use crate::validate::{self, MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES, Problem, ValidationError, text_newtype};
 
 /// How many entries `recent` returns when the caller does not say.
 pub const DEFAULT_RECENT: u32 = 20;
@@ -50,31 +50,122 @@ impl std::fmt::Display for Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogPayload {
-    pub name: String,
-    pub data: String,
+    pub name: LogName,
+    pub data: LogData,
     #[serde(default)]
     pub level: Option<Level>,
 }
 
 impl LogPayload {
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        validate::bounded("name", &self.name, validate::MAX_LOG_NAME_BYTES)?;
-        if self.data.len() > validate::MAX_LOG_DATA_BYTES {
-            return Err(ValidationError::new(
-                "data",
-                format!("must be at most {} bytes", validate::MAX_LOG_DATA_BYTES),
-            ));
-        }
-        Ok(())
-    }
-
     /// The entry to store; `event_id` is set when it came through RabbitMQ.
     pub fn into_entry(self, event_id: Option<Uuid>) -> LogEntry {
-        LogEntry { name: self.name, data: self.data, level: self.level.unwrap_or_default(), event_id }
+        LogEntry {
+            name: self.name.into_inner(),
+            data: self.data.into_inner(),
+            level: self.level.unwrap_or_default(),
+            event_id,
+        }
     }
 }
 
-/// One entry to store, as sent over RPC.
+/// A log entry's name: not blank, at most [`MAX_LOG_NAME_BYTES`]; kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LogName(String);
+
+impl LogName {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        Self::check(&value)?;
+        Ok(Self(value))
+    }
+
+    /// The rule, for the plain fields of [`LogEntry`] and the event.
+    pub fn check(value: &str) -> Result<(), Problem> {
+        validate::not_blank(value)?;
+        validate::at_most_bytes(value, MAX_LOG_NAME_BYTES)
+    }
+}
+
+text_newtype!(LogName, validate::text_schema("Not blank, at most 256 bytes.").max_length(Some(MAX_LOG_NAME_BYTES)));
+
+/// A log entry's data: at most [`MAX_LOG_DATA_BYTES`], possibly empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LogData(String);
+
+impl LogData {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        Self::check(&value)?;
+        Ok(Self(value))
+    }
+
+    /// The rule, for the plain fields of [`LogEntry`] and the event.
+    pub fn check(value: &str) -> Result<(), Problem> {
+        validate::at_most_bytes(value, MAX_LOG_DATA_BYTES)
+    }
+}
+
+text_newtype!(LogData, validate::text_schema("At most 64 KiB (UTF-8 bytes).").max_length(Some(MAX_LOG_DATA_BYTES)));
+
+/// How many entries one `recent` call returns: at least 1 (0 is refused, not raised to 1), at
+/// most [`MAX_RECENT`] (a larger number is capped, whatever the caller asks), and
+/// [`DEFAULT_RECENT`] when the caller does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct RecentLimit(u32);
+
+impl RecentLimit {
+    pub fn new(limit: u32) -> Result<Self, Problem> {
+        if limit == 0 {
+            return Err(Problem::new("must be at least 1"));
+        }
+        Ok(Self(limit.min(MAX_RECENT)))
+    }
+
+    /// The limit of a request that may leave it out.
+    pub fn or_default(limit: Option<u32>) -> Result<Self, Problem> {
+        limit.map(Self::new).transpose().map(Option::unwrap_or_default)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for RecentLimit {
+    fn default() -> Self {
+        Self(DEFAULT_RECENT)
+    }
+}
+
+impl TryFrom<u32> for RecentLimit {
+    type Error = Problem;
+
+    fn try_from(limit: u32) -> Result<Self, Problem> {
+        Self::new(limit)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for RecentLimit {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .description(Some(format!(
+                "How many entries, newest first: {DEFAULT_RECENT} when absent, at most {MAX_RECENT} (a larger number is capped)."
+            )))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for RecentLimit {}
+
+/// One entry to store, as sent over RPC. Plain fields, checked by [`LogEntry::validate`] with
+/// the rules of [`LogName`] and [`LogData`] (see [`crate::validate`] for why).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub name: String,
@@ -86,8 +177,14 @@ pub struct LogEntry {
 
 impl LogEntry {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        LogPayload { name: self.name.clone(), data: self.data.clone(), level: Some(self.level) }.validate()
+        check_fields(&self.name, &self.data)
     }
+}
+
+/// The rules of a log entry's plain fields, for [`LogEntry`] and the event.
+pub(crate) fn check_fields(name: &str, data: &str) -> Result<(), ValidationError> {
+    LogName::check(name).map_err(|problem| problem.at("name"))?;
+    LogData::check(data).map_err(|problem| problem.at("data"))
 }
 
 /// A stored entry, newest first in listings.
@@ -145,28 +242,70 @@ pub trait Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn levels_default_to_info_and_accept_lowercase() {
-        let p: LogPayload = serde_json::from_str(r#"{"name":"event","data":"Some kind of data"}"#).unwrap();
+        let p: LogPayload = validate::from_value(json!({"name": "event", "data": "Some kind of data"})).unwrap();
         assert_eq!(p.level, None);
         assert_eq!(p.into_entry(None).level, Level::Info);
-        let p: LogPayload = serde_json::from_str(r#"{"name":"n","data":"d","level":"warning"}"#).unwrap();
+        let p: LogPayload = validate::from_value(json!({"name": "n", "data": "d", "level": "warning"})).unwrap();
         assert_eq!(p.level, Some(Level::Warning));
-        assert!(serde_json::from_str::<LogPayload>(r#"{"name":"n","data":"d","level":"LOUD"}"#).is_err());
+        let loud = validate::from_value::<LogPayload>(json!({"name": "n", "data": "d", "level": "LOUD"}));
+        assert!(loud.unwrap_err().to_string().contains("`level`: unknown variant `LOUD`"));
     }
 
     #[test]
-    fn payloads_are_bounded() {
-        let ok = LogPayload { name: "n".into(), data: String::new(), level: None };
-        assert!(ok.validate().is_ok());
+    fn payloads_are_bounded_and_name_the_field() {
         let cases = [
-            (LogPayload { name: "".into(), data: "d".into(), level: None }, "name"),
-            (LogPayload { name: "x".repeat(257), data: "d".into(), level: None }, "name"),
-            (LogPayload { name: "n".into(), data: "x".repeat(64 * 1024 + 1), level: None }, "data"),
+            (json!({"name": "", "data": "d"}), "`name`: must not be empty", "an empty name"),
+            (json!({"name": "  ", "data": "d"}), "`name`: must not be empty", "a blank name"),
+            (json!({"name": "x".repeat(257), "data": "d"}), "`name`: must be at most 256 bytes", "a long name"),
+            (
+                json!({"name": "n", "data": "x".repeat(64 * 1024 + 1)}),
+                "`data`: must be at most 65536 bytes",
+                "long data",
+            ),
+            (json!({"name": 1, "data": "d"}), "`name`: invalid type: integer, expected a string", "a number"),
         ];
-        for (payload, field) in cases {
-            assert_eq!(payload.validate().unwrap_err().field, field);
+        for (body, expected, why) in cases {
+            let message = validate::from_value::<LogPayload>(body).unwrap_err().to_string();
+            assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
+        }
+        let kept: LogPayload = validate::from_value(json!({"name": " n ", "data": ""})).unwrap();
+        assert_eq!((kept.name.as_str(), kept.data.as_str()), (" n ", ""), "kept as written; empty data is data");
+    }
+
+    #[test]
+    fn entries_over_rpc_are_checked_by_the_same_rules() {
+        let entry = |name: &str, data: &str| LogEntry {
+            name: name.into(),
+            data: data.into(),
+            level: Level::Info,
+            event_id: None,
+        };
+        assert!(entry("n", "").validate().is_ok());
+        let cases = [
+            (entry("", "d"), "invalid field `name`: must not be empty", "an empty name"),
+            (entry(&"x".repeat(257), "d"), "invalid field `name`: must be at most 256 bytes", "a long name"),
+            (entry("n", &"x".repeat(64 * 1024 + 1)), "invalid field `data`: must be at most 65536 bytes", "long data"),
+        ];
+        for (entry, expected, why) in cases {
+            assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
+        }
+    }
+
+    #[test]
+    fn a_recent_limit_refuses_zero_and_caps_large_numbers() {
+        let cases = [
+            (None, Ok(DEFAULT_RECENT), "absent: the default"),
+            (Some(1), Ok(1), "the smallest"),
+            (Some(MAX_RECENT), Ok(MAX_RECENT), "the largest"),
+            (Some(100_000), Ok(MAX_RECENT), "more than the largest: capped"),
+            (Some(0), Err(Problem::new("must be at least 1")), "zero: refused, not raised"),
+        ];
+        for (given, expected, why) in cases {
+            assert_eq!(RecentLimit::or_default(given).map(RecentLimit::get), expected, "{why}");
         }
     }
 }

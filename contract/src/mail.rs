@@ -1,80 +1,144 @@
-//! The mailer's `POST /send` body, also the payload of the broker's `mail` action.
+//! The mailer's `POST /send` body, also the payload of the broker's `mail` action, and the rules
+//! of its fields.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::validate::{self, ValidationError};
+use crate::validate::{self, EmailAddress, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS, Problem, text_newtype};
 
-/// `{"from"?, "to", "subject", "message"}`. An empty or missing `from` means the mailer's
-/// `FROM_ADDRESS`.
+/// `{"from"?, "to", "subject", "message"}`. An empty, blank or missing `from` means the
+/// mailer's `FROM_ADDRESS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailPayload {
-    #[serde(default)]
-    pub from: Option<String>,
-    pub to: String,
-    pub subject: String,
-    pub message: String,
+    /// The sender; `None` when the caller left it out or blank.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    pub from: Option<EmailAddress>,
+    pub to: EmailAddress,
+    pub subject: Subject,
+    pub message: MessageText,
 }
 
-impl MailPayload {
-    /// The sender the caller chose, if any.
-    pub fn sender(&self) -> Option<&str> {
-        self.from.as_deref().map(str::trim).filter(|from| !from.is_empty())
-    }
-
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(from) = self.sender() {
-            validate::email("from", from)?;
-        }
-        validate::email("to", &self.to)?;
-        validate::bounded("subject", &self.subject, validate::MAX_SUBJECT_CHARS * 4)?;
-        validate::single_line("subject", &self.subject)?;
-        if self.subject.chars().count() > validate::MAX_SUBJECT_CHARS {
-            return Err(ValidationError::new(
-                "subject",
-                format!("must be at most {} characters", validate::MAX_SUBJECT_CHARS),
-            ));
-        }
-        validate::bounded("message", &self.message, validate::MAX_MESSAGE_BYTES)?;
-        Ok(())
+/// `null`, `""` or blanks read as no address.
+fn blank_is_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<EmailAddress>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        Some(from) if !from.trim().is_empty() => EmailAddress::parse(from).map(Some).map_err(serde::de::Error::custom),
+        _ => Ok(None),
     }
 }
+
+/// A subject that fits one header line, trimmed: not blank, no CR/LF or other control
+/// characters (header injection), at most [`MAX_SUBJECT_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Subject(String);
+
+impl Subject {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        validate::not_blank(&value)?;
+        validate::one_line(&value)?;
+        validate::at_most_chars(&value, MAX_SUBJECT_CHARS)?;
+        Ok(Self(value.trim().to_owned()))
+    }
+}
+
+text_newtype!(
+    Subject,
+    validate::text_schema("One line: no line break nor other control character.").max_length(Some(MAX_SUBJECT_CHARS))
+);
+
+/// The message body as the caller wrote it: not blank, at most [`MAX_MESSAGE_BYTES`]. It is
+/// text, never markup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        validate::not_blank(&value)?;
+        validate::at_most_bytes(&value, MAX_MESSAGE_BYTES)?;
+        Ok(Self(value))
+    }
+}
+
+text_newtype!(
+    MessageText,
+    validate::text_schema("Plain text, at most 100 KiB (UTF-8 bytes); never markup.")
+        .max_length(Some(MAX_MESSAGE_BYTES))
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
-    fn mail() -> MailPayload {
-        MailPayload {
-            from: Some("me@example.com".into()),
-            to: "you@there.com".into(),
-            subject: "Test email".into(),
-            message: "Hello world!".into(),
+    fn mail() -> Value {
+        json!({"from": "me@example.com", "to": "you@there.com", "subject": "Test email", "message": "Hello world!"})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut mail = mail();
+        mail[key] = value;
+        mail
+    }
+
+    #[test]
+    fn a_blank_or_missing_from_means_the_default_sender() {
+        let parsed: MailPayload = validate::from_value(mail()).unwrap();
+        assert_eq!(parsed.from.map(EmailAddress::into_inner).as_deref(), Some("me@example.com"));
+        for from in [json!(""), json!("  "), Value::Null] {
+            let parsed: MailPayload = validate::from_value(with("from", from.clone())).unwrap();
+            assert_eq!(parsed.from, None, "{from}");
         }
+        let mut without = mail();
+        without.as_object_mut().unwrap().remove("from");
+        assert_eq!(validate::from_value::<MailPayload>(without).unwrap().from, None);
     }
 
     #[test]
-    fn a_blank_from_means_the_default_sender() {
-        assert_eq!(mail().sender(), Some("me@example.com"));
-        assert_eq!(MailPayload { from: Some("  ".into()), ..mail() }.sender(), None);
-        assert_eq!(MailPayload { from: None, ..mail() }.sender(), None);
+    fn it_serialises_as_the_go_original_sends_it() {
+        let parsed: MailPayload = validate::from_value(mail()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), mail());
     }
 
     #[test]
-    fn bad_mails_name_the_field() {
-        assert!(mail().validate().is_ok());
+    fn subjects_are_trimmed_and_may_be_any_one_line_text() {
+        for (given, kept) in [(" Test email ", "Test email"), ("Grüße ✓", "Grüße ✓")] {
+            assert_eq!(Subject::parse(given.to_owned()).unwrap().as_str(), kept);
+        }
+        assert!(Subject::parse("é".repeat(MAX_SUBJECT_CHARS)).is_ok(), "the limit counts characters, not bytes");
+    }
+
+    #[test]
+    fn a_message_may_be_as_long_as_the_limit() {
+        assert!(MessageText::parse("m".repeat(MAX_MESSAGE_BYTES)).is_ok());
+        assert_eq!(MessageText::parse("a\r\nb".into()).unwrap().as_str(), "a\r\nb", "kept as written");
+    }
+
+    #[test]
+    fn bad_mails_name_the_field_and_the_problem() {
         let cases = [
-            (MailPayload { from: Some("nope".into()), ..mail() }, "from"),
-            (MailPayload { to: "".into(), ..mail() }, "to"),
-            (MailPayload { to: "a@b.c\r\nBcc: x@y.z".into(), ..mail() }, "to"),
-            (MailPayload { subject: "".into(), ..mail() }, "subject"),
-            (MailPayload { subject: "Hi\r\nBcc: x@y.z".into(), ..mail() }, "subject"),
-            (MailPayload { subject: "s".repeat(256), ..mail() }, "subject"),
-            (MailPayload { message: " ".into(), ..mail() }, "message"),
-            (MailPayload { message: "m".repeat(100 * 1024 + 1), ..mail() }, "message"),
+            (with("from", json!("nope")), "`from`: must be an e-mail address", "a from that is no address"),
+            (with("from", json!("Evil <evil@example.com>")), "`from`: must be an e-mail address", "a display name"),
+            (with("to", json!("")), "`to`: must not be empty", "an empty to"),
+            (with("to", json!("a@b.c\r\nBcc: x@y.z")), "`to`: must be a single line", "header injection in to"),
+            (with("to", json!(42)), "`to`: invalid type: integer, expected a string", "a number as to"),
+            (with("subject", json!("")), "`subject`: must not be empty", "an empty subject"),
+            (with("subject", json!("   ")), "`subject`: must not be empty", "a blank subject"),
+            (with("subject", json!("Hi\r\nBcc: x@y.z")), "`subject`: must be a single line", "CRLF in the subject"),
+            (with("subject", json!("Hi\nBcc: x@y.z")), "`subject`: must be a single line", "LF in the subject"),
+            (with("subject", json!("Hi\rBcc: x@y.z")), "`subject`: must be a single line", "CR in the subject"),
+            (with("subject", json!("Hi\u{0}there")), "`subject`: must be a single line", "NUL in the subject"),
+            (with("subject", json!("s".repeat(256))), "`subject`: must be at most 255 characters", "a long subject"),
+            (with("message", json!(" \n\t")), "`message`: must not be empty", "a blank message"),
+            (
+                with("message", json!("m".repeat(MAX_MESSAGE_BYTES + 1))),
+                "`message`: must be at most 102400 bytes",
+                "a message over 100 KiB",
+            ),
         ];
-        for (payload, field) in cases {
-            assert_eq!(payload.validate().unwrap_err().field, field, "{payload:?}");
+        for (body, expected, why) in cases {
+            let message = validate::from_value::<MailPayload>(body).unwrap_err().to_string();
+            assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
         }
     }
 }

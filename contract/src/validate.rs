@@ -1,6 +1,27 @@
-//! Limits and field checks shared by the broker (at the edge) and the services.
+//! The field rules, each defined once as a type that parses on deserialisation, and the one
+//! way to read a JSON body into such types with errors that name the field.
+//!
+//! A wire type's fields are newtypes (`#[serde(try_from = "String")]`, as zero2prod's
+//! `SubscriberEmail::parse`): a value that exists has passed its rule, so the broker (at the
+//! edge) and the service that receives the same body refuse the same inputs, in the same words.
+//! The rule of a field lives beside the type that uses it: [`EmailAddress`] here (the auth and
+//! mail bodies share it), the subject and message text in `mail`, the passwords and names in
+//! `auth`, the log name, data and `recent` limit in `log`.
+//!
+//! [`from_value`] names the field of any refusal by its path (`mail.to`, via
+//! `serde_path_to_error`) and never quotes a wrongly typed value back ([`without_values`]): it
+//! may be a password.
+//!
+//! The RPC and AMQP seams (`LogEntry`, `LogEvent`) keep plain fields, checked by their
+//! `validate` through the same rules: a tarpc request that does not deserialise ends the
+//! connection instead of answering `LogError::Invalid`, and the listener dead-letters a bad
+//! event with a reason instead of failing to read it.
 
 use std::fmt;
+use std::net::IpAddr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Longest accepted e-mail address (RFC 5321 path limit).
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -19,10 +40,28 @@ pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 /// Longest user name part (first or last name).
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// What is wrong with a value, in words a client can act on; the field is named by whoever
+/// knows it (the path of a deserialisation, or [`Problem::at`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(String);
+
+impl Problem {
+    pub fn new(problem: impl Into<String>) -> Self {
+        Self(problem.into())
+    }
+
+    /// The problem of the field `field`.
+    pub fn at(self, field: &str) -> ValidationError {
+        ValidationError::new(field, self.0)
+    }
+}
+
 /// A field that failed a check: which one and why, in words a client can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
-    /// The JSON field, dotted from the payload (`"email"`, `"mail.to"`).
+    /// The JSON field, dotted from the body (`"email"`, `"mail.to"`); empty when the body as a
+    /// whole is wrong (not an object, a missing field).
     pub field: String,
     /// What is wrong with it.
     pub problem: String,
@@ -35,55 +74,35 @@ impl ValidationError {
 
     /// The same error under a payload key, e.g. `to` becomes `mail.to`.
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = format!("{parent}.{}", self.field);
+        self.field = if self.field.is_empty() { parent.to_owned() } else { format!("{parent}.{}", self.field) };
         self
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid field `{}`: {}", self.field, self.problem)
+        if self.field.is_empty() {
+            write!(f, "invalid request: {}", self.problem)
+        } else {
+            write!(f, "invalid field `{}`: {}", self.field, self.problem)
+        }
     }
 }
 
 impl std::error::Error for ValidationError {}
 
-/// A non-empty value, at most `max` bytes.
-pub fn bounded(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
-    if value.trim().is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    if value.len() > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} bytes")));
-    }
-    Ok(())
-}
-
-/// A single header line: no CR or LF (header injection) nor other control characters.
-pub fn single_line(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, "must be a single line without control characters"));
-    }
-    Ok(())
-}
-
-/// A plausible `local@domain` address. The mailer parses addresses again with lettre.
-pub fn email(field: &str, value: &str) -> Result<(), ValidationError> {
-    let value = value.trim();
-    bounded(field, value, MAX_EMAIL_BYTES)?;
-    single_line(field, value)?;
-    let valid = match value.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !value.chars().any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        }
-        None => false,
-    };
-    if valid { Ok(()) } else { Err(ValidationError::new(field, "must be an e-mail address like name@example.com")) }
+/// Reads `T` from a JSON value. Every field rule applies on the way (the newtypes parse), and a
+/// refusal names its field by its path. serde reads a struct from an array too, by position: an
+/// error there is the body's, as if it had no path.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path();
+        let field = match path.iter().next() {
+            None | Some(serde_path_to_error::Segment::Seq { .. }) => String::new(),
+            Some(_) => path.to_string(),
+        };
+        ValidationError::new(field, without_values(&error.inner().to_string()))
+    })
 }
 
 /// A serde error message without the offending value: `invalid type: integer `12345`, expected
@@ -99,6 +118,154 @@ pub fn without_values(message: &str) -> String {
         }
     }
     message.to_owned()
+}
+
+/// A single header line: no CR or LF (header injection) nor other control characters.
+pub fn single_line(field: &str, value: &str) -> Result<(), ValidationError> {
+    one_line(value).map_err(|problem| problem.at(field))
+}
+
+pub(crate) fn one_line(value: &str) -> Result<(), Problem> {
+    if value.chars().any(char::is_control) {
+        return Err(Problem::new("must be a single line without control characters"));
+    }
+    Ok(())
+}
+
+/// Not blank.
+pub(crate) fn not_blank(value: &str) -> Result<(), Problem> {
+    if value.trim().is_empty() { Err(Problem::new("must not be empty")) } else { Ok(()) }
+}
+
+/// At most `max` bytes.
+pub(crate) fn at_most_bytes(value: &str, max: usize) -> Result<(), Problem> {
+    if value.len() > max { Err(Problem::new(format!("must be at most {max} bytes"))) } else { Ok(()) }
+}
+
+/// At most `max` characters.
+pub(crate) fn at_most_chars(value: &str, max: usize) -> Result<(), Problem> {
+    if value.chars().count() > max { Err(Problem::new(format!("must be at most {max} characters"))) } else { Ok(()) }
+}
+
+/// The impls every text newtype shares; the type's own `parse(String)` holds its rule.
+macro_rules! text_newtype {
+    ($name:ident, $schema:expr) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::validate::Problem;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::validate::Problem;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                Self::parse(value.to_owned())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let schema: utoipa::openapi::ObjectBuilder = $schema;
+                schema.into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use text_newtype;
+
+/// The schema of a string, for the newtypes' `ToSchema`.
+#[cfg(feature = "openapi")]
+pub(crate) fn text_schema(description: &str) -> utoipa::openapi::ObjectBuilder {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description))
+}
+
+/// A plausible `local@domain` address, trimmed: at most [`MAX_EMAIL_BYTES`], one `@`, no
+/// blank, control character or `<>,;` (no display name, no second recipient, no header), and
+/// a local part and a domain as lettre checks them (the `email_address` crate's rules, or an IP
+/// address), so that the mailer converts it to a lettre address without a second check.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        let value = match value.trim() {
+            trimmed if trimmed.len() == value.len() => value,
+            trimmed => trimmed.to_owned(),
+        };
+        not_blank(&value)?;
+        at_most_bytes(&value, MAX_EMAIL_BYTES)?;
+        one_line(&value)?;
+        let shaped = match value.split_once('@') {
+            Some((local, domain)) => {
+                !domain.contains('@')
+                    && !value.chars().any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
+                    && email_address::EmailAddress::is_valid_local_part(local)
+                    && (email_address::EmailAddress::is_valid_domain(domain) || is_ip_domain(domain))
+            }
+            None => false,
+        };
+        if !shaped {
+            return Err(Problem::new("must be an e-mail address like name@example.com"));
+        }
+        Ok(Self(value))
+    }
+
+    /// The local part and the domain.
+    pub fn parts(&self) -> (&str, &str) {
+        // A parsed address has exactly one `@`.
+        let at = self.0.find('@').unwrap_or(self.0.len());
+        (&self.0[..at], self.0.get(at + 1..).unwrap_or_default())
+    }
+}
+
+/// An IP address as a domain, bracketed or not, as lettre accepts it.
+fn is_ip_domain(domain: &str) -> bool {
+    let ip = domain.strip_prefix('[').and_then(|ip| ip.strip_suffix(']')).unwrap_or(domain);
+    ip.parse::<IpAddr>().is_ok()
+}
+
+text_newtype!(
+    EmailAddress,
+    text_schema("An e-mail address `name@example.com`, without a display name.")
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+        .max_length(Some(MAX_EMAIL_BYTES))
+);
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
 }
 
 #[cfg(test)]
@@ -139,38 +306,94 @@ mod tests {
     }
 
     #[test]
-    fn emails_are_checked_for_shape() {
-        for good in ["a@b.c", "admin@example.com", " me@there.com "] {
-            assert!(email("email", good).is_ok(), "{good} should be accepted");
-        }
-        let cases = [
-            ("", "empty"),
-            ("plain", "no @"),
-            ("@example.com", "no local part"),
-            ("me@", "no domain"),
-            ("a@b@c", "two @"),
-            ("a b@c.d", "space"),
-            ("a@c.d\r\nBcc: x@y.z", "header injection"),
-            ("<a@b.c>", "angle brackets"),
-        ];
-        for (bad, why) in cases {
-            assert!(email("email", bad).is_err(), "{bad:?} should be refused ({why})");
+    fn addresses_are_trimmed() {
+        for (given, kept) in [
+            ("admin@example.com", "admin@example.com"),
+            (" me@there.com ", "me@there.com"),
+            ("first+tag@sub.example.org", "first+tag@sub.example.org"),
+            ("a@b.c", "a@b.c"),
+            ("grüße@bücher.de", "grüße@bücher.de"),
+            ("me@[127.0.0.1]", "me@[127.0.0.1]"),
+        ] {
+            let address = EmailAddress::parse(given.to_owned()).unwrap_or_else(|e| panic!("{given:?}: {e}"));
+            assert_eq!(address.as_str(), kept);
         }
     }
 
     #[test]
-    fn bounded_refuses_empty_and_oversized_values() {
-        assert!(bounded("name", "x", 3).is_ok());
-        assert_eq!(bounded("name", "  ", 3).unwrap_err().problem, "must not be empty");
-        assert_eq!(
-            bounded("name", "abcd", 3).unwrap_err().to_string(),
-            "invalid field `name`: must be at most 3 bytes"
-        );
+    fn anything_but_a_plain_address_is_refused() {
+        let too_long = format!("{}@example.com", "x".repeat(300));
+        let cases = [
+            ("", "must not be empty", "empty"),
+            ("  ", "must not be empty", "blank"),
+            (too_long.as_str(), "must be at most 254 bytes", "too long"),
+            ("a@c.d\r\nBcc: x@y.z", "single line", "header injection"),
+            ("a@b.c\nBcc: x@y.z", "single line", "bare LF"),
+            ("plain", "e-mail address", "no @"),
+            ("@example.com", "e-mail address", "no local part"),
+            ("me@", "e-mail address", "no domain"),
+            ("a@b@c", "e-mail address", "two @"),
+            ("a b@c.d", "e-mail address", "a space"),
+            ("<a@b.c>", "e-mail address", "angle brackets"),
+            ("Someone <a@b.c>", "e-mail address", "a display name"),
+            ("a@b.c, x@y.z", "e-mail address", "two recipients"),
+            ("a@b..c", "e-mail address", "an empty domain label"),
+            ("a@.b.c", "e-mail address", "a domain starting with a dot"),
+            ("a@-b.c", "e-mail address", "a domain label starting with a hyphen"),
+            ("a\"b@c.d", "e-mail address", "a quote in the local part"),
+            ("a..b@c.d", "e-mail address", "an empty local part atom"),
+        ];
+        for (bad, problem, why) in cases {
+            let error = EmailAddress::parse(bad.to_owned()).expect_err(why);
+            assert!(error.to_string().contains(problem), "{why}: {error}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        to: EmailAddress,
+        flag: Option<bool>,
+    }
+
+    #[test]
+    fn from_value_names_the_field_by_its_path_and_never_quotes_the_value() {
+        let cases = [
+            (serde_json::json!({"to": "nope"}), "invalid field `to`: must be an e-mail address", "a bad address"),
+            (
+                serde_json::json!({"to": 12345}),
+                "invalid field `to`: invalid type: integer, expected a string",
+                "a number",
+            ),
+            (
+                serde_json::json!({"to": "a@b.c", "flag": "yes"}),
+                "invalid field `flag`: invalid type: string, expected",
+                "a string",
+            ),
+            (serde_json::json!({}), "invalid request: missing field `to`", "the field is missing"),
+            (serde_json::json!([1, 2]), "invalid request: invalid type: integer, expected a string", "an array"),
+            (serde_json::json!(true), "invalid request: invalid type: boolean", "not an object"),
+        ];
+        for (value, expected, why) in cases {
+            let message = from_value::<Body>(value).unwrap_err().to_string();
+            assert!(message.starts_with(expected), "{why}: {message:?} should start with {expected:?}");
+            assert!(!message.contains("12345") && !message.contains("yes"), "{why}: {message}");
+        }
+        assert_eq!(from_value::<Body>(serde_json::json!({"to": " a@b.c "})).unwrap().to.as_str(), "a@b.c");
+    }
+
+    #[test]
+    fn an_error_within_a_payload_is_named_from_the_payload_key() {
+        assert_eq!(ValidationError::new("to", "bad").within("mail").field, "mail.to");
+        assert_eq!(ValidationError::new("", "bad").within("mail").field, "mail");
     }
 
     #[test]
     fn single_line_refuses_line_breaks() {
         assert!(single_line("subject", "Hello").is_ok());
-        assert!(single_line("subject", "Hello\r\nBcc: evil@example.com").is_err());
+        assert_eq!(
+            single_line("from", "Hello\r\nBcc: evil@example.com").unwrap_err().to_string(),
+            "invalid field `from`: must be a single line without control characters"
+        );
     }
 }
