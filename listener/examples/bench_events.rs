@@ -51,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
     let events: Vec<LogEvent> = (0..total)
         .map(|i| {
             LogEvent::new(LogPayload {
-                name: format!("bench event {i}"),
-                data: format!("payload of event {i}, about as long as a real log line"),
+                name: format!("bench event {i}").try_into().unwrap(),
+                data: format!("payload of event {i}, about as long as a real log line").try_into().unwrap(),
                 level: Some(Level::ALL[i % 3]),
             })
         })

@@ -1,7 +1,7 @@
 //! What the logger does, once, for both front doors (tarpc and HTTP): check the input, then
 //! write through the grouping writer or read from the store.
 
-use contract::log::{DEFAULT_RECENT, LogEntry, LogError, MAX_BATCH, MAX_RECENT, StoredEntry};
+use contract::log::{LogEntry, LogError, MAX_BATCH, RecentLimit, StoredEntry};
 
 use crate::batch::Writer;
 use crate::store::{LogDocument, LogStore};
@@ -38,15 +38,11 @@ impl Logs {
         self.writer.write(entries.into_iter().map(LogDocument::new).collect()).await
     }
 
-    /// Newest first: `limit` entries at most (absent: [`DEFAULT_RECENT`]; capped at [`MAX_RECENT`]).
+    /// Newest first: `limit` entries at most, by the contract's [`RecentLimit`] rule.
     #[tracing::instrument(name = "recent", skip(self))]
     pub async fn recent(&self, limit: Option<u32>, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
-        let limit = match limit {
-            None => DEFAULT_RECENT,
-            Some(0) => return Err(LogError::Invalid("limit must be at least 1".into())),
-            Some(limit) => limit.min(MAX_RECENT),
-        };
-        self.store.recent(limit, before.as_deref()).await
+        let limit = RecentLimit::or_default(limit).map_err(|problem| problem.at("limit"))?;
+        self.store.recent(limit.get(), before.as_deref()).await
     }
 
     #[tracing::instrument(name = "get", skip(self))]

@@ -91,11 +91,11 @@ mod tests {
     fn mail(message: &str) -> NewMail {
         let payload = MailPayload {
             from: None,
-            to: "you@there.com".into(),
-            subject: "Test <email>".into(),
-            message: message.into(),
+            to: "you@there.com".parse().unwrap(),
+            subject: "Test <email>".parse().unwrap(),
+            message: message.parse().unwrap(),
         };
-        NewMail::parse(payload, &"John Smith <john.smith@example.com>".parse().unwrap()).unwrap()
+        NewMail::new(payload, &"John Smith <john.smith@example.com>".parse().unwrap())
     }
 
     fn parts(mail: &NewMail) -> (String, String) {

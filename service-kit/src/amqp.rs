@@ -372,7 +372,11 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(5);
 
     fn event(name: &str, level: Level) -> LogEvent {
-        LogEvent::new(LogPayload { name: name.into(), data: "some data".into(), level: Some(level) })
+        LogEvent::new(LogPayload {
+            name: name.parse().unwrap(),
+            data: "some data".parse().unwrap(),
+            level: Some(level),
+        })
     }
 
     /// A unique topology, and a plain channel to inspect it.

@@ -2,9 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
-use contract::Envelope;
-use contract::ValidationError;
 use contract::auth::Credentials;
+use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
 use crate::password::PasswordHasher;
@@ -58,13 +57,12 @@ impl ResponseError for AuthenticateError {
 /// Checks the credentials; the password is only ever passed to bcrypt.
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
-    body: web::Json<Credentials>,
+    body: web::Json<serde_json::Value>,
     store: web::Data<UserStore>,
     hasher: web::Data<PasswordHasher>,
 ) -> Result<HttpResponse, AuthenticateError> {
-    let credentials = body.into_inner();
-    credentials.validate()?;
-    let email = normalize_email(&credentials.email);
+    let credentials: Credentials = validate::from_value(body.into_inner())?;
+    let email = normalize_email(credentials.email.as_str());
     tracing::Span::current().record("email", email.as_str());
 
     let found = store.find_by_email(&email).await?;
@@ -73,7 +71,8 @@ pub async fn authenticate(
         None => (None, None),
     };
     // Always one bcrypt run, whether or not the user exists and is active.
-    let matches = hasher.verify(credentials.password, stored_hash).await.map_err(AuthenticateError::Unexpected)?;
+    let matches =
+        hasher.verify(credentials.password.into_inner(), stored_hash).await.map_err(AuthenticateError::Unexpected)?;
 
     let user = match user {
         None => {

@@ -2,9 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
-use contract::Envelope;
-use contract::ValidationError;
 use contract::auth::NewUser;
+use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
 use crate::password::PasswordHasher;
@@ -46,20 +45,19 @@ impl ResponseError for RegisterError {
 /// 201 `created user <email>` with the user (never the hash); 409 when the address is taken.
 #[tracing::instrument(name = "register user", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn register(
-    body: web::Json<NewUser>,
+    body: web::Json<serde_json::Value>,
     store: web::Data<UserStore>,
     hasher: web::Data<PasswordHasher>,
 ) -> Result<HttpResponse, RegisterError> {
-    let new_user = body.into_inner();
-    new_user.validate()?;
-    let email = normalize_email(&new_user.email);
+    let new_user: NewUser = validate::from_value(body.into_inner())?;
+    let email = normalize_email(new_user.email.as_str());
     tracing::Span::current().record("email", email.as_str());
 
-    let password_hash = hasher.hash(new_user.password).await.map_err(RegisterError::Unexpected)?;
+    let password_hash = hasher.hash(new_user.password.into_inner()).await.map_err(RegisterError::Unexpected)?;
     let record = UserRecord {
         email: &email,
-        first_name: new_user.first_name.trim(),
-        last_name: new_user.last_name.trim(),
+        first_name: new_user.first_name.as_str().trim(),
+        last_name: new_user.last_name.as_str().trim(),
         password_hash: &password_hash,
         active: new_user.active,
     };

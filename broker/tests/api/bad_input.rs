@@ -60,6 +60,13 @@ async fn handle_refuses_bad_input_with_a_4xx_naming_the_problem_and_calls_no_dow
             "invalid type",
         ),
         (
+            "a limit of 0 (refused, no longer raised to 1)",
+            JSON,
+            r#"{"action":"logs","logs":{"limit":0}}"#.into(),
+            400,
+            "`logs.limit`: must be at least 1",
+        ),
+        (
             "an empty password",
             JSON,
             r#"{"action":"auth","auth":{"email":"a@b.c","password":""}}"#.into(),

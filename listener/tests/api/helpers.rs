@@ -93,8 +93,8 @@ pub fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| {
             LogEvent::new(LogPayload {
-                name: format!("event {i}"),
-                data: format!("data of event {i}"),
+                name: format!("event {i}").try_into().unwrap(),
+                data: format!("data of event {i}").try_into().unwrap(),
                 level: Some(Level::ALL[i % Level::ALL.len()]),
             })
         })

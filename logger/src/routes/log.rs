@@ -2,15 +2,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use contract::Envelope;
-use contract::log::LogPayload;
+use contract::log::{LogError, LogPayload};
+use contract::{Envelope, validate};
 use serde_json::json;
 
 use super::ApiError;
 use crate::service::Logs;
 
-#[tracing::instrument(name = "POST /log", skip_all, fields(name = %payload.name))]
-pub async fn write(logs: web::Data<Logs>, payload: web::Json<LogPayload>) -> Result<HttpResponse, ApiError> {
-    let id = logs.write(payload.into_inner().into_entry(None)).await?;
+#[tracing::instrument(name = "POST /log", skip_all, fields(name = tracing::field::Empty))]
+pub async fn write(logs: web::Data<Logs>, body: web::Json<serde_json::Value>) -> Result<HttpResponse, ApiError> {
+    let payload: LogPayload = validate::from_value(body.into_inner()).map_err(LogError::from)?;
+    tracing::Span::current().record("name", payload.name.as_str());
+    let id = logs.write(payload.into_entry(None)).await?;
     Ok(service_kit::http::envelope(StatusCode::ACCEPTED, &Envelope::with_data("logged", json!({ "id": id }))))
 }

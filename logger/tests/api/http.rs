@@ -155,7 +155,7 @@ async fn bad_listing_queries_are_400() {
     let cases = [
         ("?limit=abc", "invalid query string", "limit not a number"),
         ("?limit=-1", "invalid query string", "negative limit"),
-        ("?limit=0", "limit must be at least 1", "zero limit"),
+        ("?limit=0", "`limit`: must be at least 1", "zero limit"),
         ("?before=nope", "24 hex digits", "malformed before"),
         ("?before=65f1c0ffee0000000000abcd", "no entry has the id", "before an unknown entry"),
     ];

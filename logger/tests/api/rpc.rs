@@ -190,7 +190,7 @@ async fn invalid_requests_are_refused_and_nothing_is_stored() {
             "entries[1]",
         ),
         ("a batch over the limit", app.rpc.write_many(too_many).await.map(drop), "at most 1000 entries"),
-        ("limit zero", app.rpc.recent(0, None).await.map(drop), "limit must be at least 1"),
+        ("limit zero", app.rpc.recent(0, None).await.map(drop), "`limit`: must be at least 1"),
         ("malformed before", app.rpc.recent(5, Some("nope".into())).await.map(drop), "24 hex digits"),
         (
             "unknown before",

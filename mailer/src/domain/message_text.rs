@@ -1,16 +1,17 @@
-use contract::validate::{self, ValidationError};
+use contract::mail;
 
-/// The message body as the caller wrote it: not blank, at most [`validate::MAX_MESSAGE_BYTES`].
-/// It is text, never markup: the HTML template escapes it.
+/// The message body for the templates: the contract's [`mail::MessageText`], line endings
+/// made `\n`. It is text, never markup: the HTML template escapes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(String);
 
-impl MessageText {
-    pub fn parse(value: String) -> Result<Self, ValidationError> {
-        validate::bounded("message", &value, validate::MAX_MESSAGE_BYTES)?;
-        Ok(Self(value.replace("\r\n", "\n")))
+impl From<mail::MessageText> for MessageText {
+    fn from(text: mail::MessageText) -> Self {
+        Self(text.into_inner().replace("\r\n", "\n"))
     }
+}
 
+impl MessageText {
     /// Paragraphs (separated by blank lines), each a list of lines, for the HTML template.
     pub fn paragraphs(&self) -> Vec<Vec<&str>> {
         let mut paragraphs = Vec::new();
@@ -41,21 +42,18 @@ impl AsRef<str> for MessageText {
 mod tests {
     use super::*;
 
+    fn text(message: &str) -> MessageText {
+        MessageText::from(message.parse::<mail::MessageText>().unwrap())
+    }
+
     #[test]
-    fn blank_and_oversized_messages_are_refused() {
-        for (bad, why) in [
-            (String::new(), "empty"),
-            (" \n\t".to_owned(), "blank"),
-            ("m".repeat(validate::MAX_MESSAGE_BYTES + 1), "too big"),
-        ] {
-            assert_eq!(MessageText::parse(bad).expect_err(why).field, "message", "{why}");
-        }
-        assert!(MessageText::parse("m".repeat(validate::MAX_MESSAGE_BYTES)).is_ok());
+    fn line_endings_become_line_feeds() {
+        assert_eq!(text("a\r\nb\nc").as_ref(), "a\nb\nc");
     }
 
     #[test]
     fn blank_lines_separate_paragraphs() {
-        let text = MessageText::parse("Hello,\r\n\r\nline one\nline two  \n\n\n\nBye".to_owned()).unwrap();
+        let text = text("Hello,\r\n\r\nline one\nline two  \n\n\n\nBye");
         assert_eq!(text.paragraphs(), vec![vec!["Hello,"], vec!["line one", "line two"], vec!["Bye"]]);
     }
 }

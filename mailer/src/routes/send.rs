@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use contract::mail::MailPayload;
-use contract::{Envelope, ValidationError};
+use contract::{Envelope, ValidationError, validate};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
@@ -47,9 +47,11 @@ impl ResponseError for SendError {
     }
 }
 
-#[tracing::instrument(name = "send mail", skip_all, fields(to = %payload.to))]
-pub async fn send(payload: web::Json<MailPayload>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
-    let mail = NewMail::parse(payload.into_inner(), &state.default_sender)?;
+#[tracing::instrument(name = "send mail", skip_all, fields(to = tracing::field::Empty))]
+pub async fn send(body: web::Json<serde_json::Value>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
+    let payload: MailPayload = validate::from_value(body.into_inner())?;
+    tracing::Span::current().record("to", payload.to.as_str());
+    let mail = NewMail::new(payload, &state.default_sender);
     let body = state.renderer.render(&mail).map_err(|e| SendError::Compose(e.into()))?;
     let message = compose(&mail, body).map_err(|e| SendError::Compose(e.into()))?;
     state.mailer.send(message).await?;
