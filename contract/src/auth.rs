@@ -68,7 +68,9 @@ impl Password {
 
 text_newtype!(
     Password,
-    validate::text_schema("At most 72 bytes (bcrypt's limit).").max_length(Some(MAX_PASSWORD_BYTES))
+    validate::text_schema(format!("Not empty, at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)."))
+        .min_length(Some(1))
+        .max_length(Some(MAX_PASSWORD_BYTES))
 );
 
 /// A password one may choose: at least [`MIN_PASSWORD_CHARS`] characters, and within the limit
@@ -88,9 +90,11 @@ impl NewPassword {
 
 text_newtype!(
     NewPassword,
-    validate::text_schema("At least 8 characters, at most 72 bytes.")
-        .min_length(Some(MIN_PASSWORD_CHARS))
-        .max_length(Some(MAX_PASSWORD_BYTES))
+    validate::text_schema(format!(
+        "At least {MIN_PASSWORD_CHARS} characters, at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)."
+    ))
+    .min_length(Some(MIN_PASSWORD_CHARS))
+    .max_length(Some(MAX_PASSWORD_BYTES))
 );
 
 // The password never reaches a log line.
@@ -119,7 +123,10 @@ impl PersonName {
     }
 }
 
-text_newtype!(PersonName, validate::text_schema("One line.").max_length(Some(MAX_NAME_CHARS)));
+text_newtype!(
+    PersonName,
+    validate::text_schema(format!("One line, at most {MAX_NAME_CHARS} characters.")).max_length(Some(MAX_NAME_CHARS))
+);
 
 #[cfg(test)]
 mod tests {

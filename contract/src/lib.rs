@@ -6,8 +6,10 @@
 //! - [`log`]: log entries, the logger's `#[tarpc::service]` trait and its error type.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
 //! - [`mail`]: the mailer's `POST /send` body.
-//! - [`validate`]: limits and checks both the broker and the services apply, so that an
-//!   invalid request is refused at the edge and again, identically, by the service.
+//! - [`validate`]: the field rules as types that parse on deserialisation, and
+//!   [`validate::from_value`], which names a refused field by its path. The broker (at the
+//!   edge) and the services read the same bodies through the same types, so they refuse the
+//!   same inputs identically.
 //!
 //! Types that travel over tarpc are serialised as JSON (tarpc's JSON transport: bincode 1 is
 //! unmaintained, RUSTSEC-2025-0141); keep them plain (no internal tagging) so that a faster

@@ -86,7 +86,12 @@ impl LogName {
     }
 }
 
-text_newtype!(LogName, validate::text_schema("Not blank, at most 256 bytes.").max_length(Some(MAX_LOG_NAME_BYTES)));
+text_newtype!(
+    LogName,
+    validate::text_schema(format!("Not blank, at most {MAX_LOG_NAME_BYTES} bytes (UTF-8)."))
+        .min_length(Some(1))
+        .max_length(Some(MAX_LOG_NAME_BYTES))
+);
 
 /// A log entry's data: at most [`MAX_LOG_DATA_BYTES`], possibly empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +110,11 @@ impl LogData {
     }
 }
 
-text_newtype!(LogData, validate::text_schema("At most 64 KiB (UTF-8 bytes).").max_length(Some(MAX_LOG_DATA_BYTES)));
+text_newtype!(
+    LogData,
+    validate::text_schema(format!("At most {MAX_LOG_DATA_BYTES} bytes (UTF-8), possibly empty."))
+        .max_length(Some(MAX_LOG_DATA_BYTES))
+);
 
 /// How many entries one `recent` call returns: at least 1 (0 is refused, not raised to 1), at
 /// most [`MAX_RECENT`] (a larger number is capped, whatever the caller asks), and

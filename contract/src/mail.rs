@@ -43,7 +43,9 @@ impl Subject {
 
 text_newtype!(
     Subject,
-    validate::text_schema("One line: no line break nor other control character.").max_length(Some(MAX_SUBJECT_CHARS))
+    validate::text_schema(format!("One line, not blank, at most {MAX_SUBJECT_CHARS} characters."))
+        .min_length(Some(1))
+        .max_length(Some(MAX_SUBJECT_CHARS))
 );
 
 /// The message body as the caller wrote it: not blank, at most [`MAX_MESSAGE_BYTES`]. It is
@@ -62,7 +64,8 @@ impl MessageText {
 
 text_newtype!(
     MessageText,
-    validate::text_schema("Plain text, at most 100 KiB (UTF-8 bytes); never markup.")
+    validate::text_schema(format!("Plain text, never markup; not blank, at most {MAX_MESSAGE_BYTES} bytes (UTF-8)."))
+        .min_length(Some(1))
         .max_length(Some(MAX_MESSAGE_BYTES))
 );
 

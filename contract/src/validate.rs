@@ -198,7 +198,7 @@ pub(crate) use text_newtype;
 
 /// The schema of a string, for the newtypes' `ToSchema`.
 #[cfg(feature = "openapi")]
-pub(crate) fn text_schema(description: &str) -> utoipa::openapi::ObjectBuilder {
+pub(crate) fn text_schema(description: impl Into<String>) -> utoipa::openapi::ObjectBuilder {
     use utoipa::openapi::{ObjectBuilder, Type};
     ObjectBuilder::new().schema_type(Type::String).description(Some(description))
 }
@@ -253,6 +253,7 @@ text_newtype!(
     EmailAddress,
     text_schema("An e-mail address `name@example.com`, without a display name.")
         .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+        .min_length(Some(1))
         .max_length(Some(MAX_EMAIL_BYTES))
 );
 
