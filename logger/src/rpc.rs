@@ -1,4 +1,4 @@
-//! The tarpc server: the `contract::log::Logger` trait over TCP with the JSON codec, as the
+//! The tarpc server: the `contract::rpc::Logger` trait over TCP with the JSON codec, as the
 //! shared client speaks it (bincode 1 is unmaintained, RUSTSEC-2025-0141).
 //!
 //! One task per connection; within a connection, requests run concurrently (each in its own
@@ -9,7 +9,8 @@
 
 use std::future::Future;
 
-use contract::log::{LogEntry, LogError, Logger, StoredEntry};
+use contract::log::{LogEntry, LogError, StoredEntry};
+use contract::rpc::Logger;
 use futures::StreamExt;
 use service_kit::logger_client::MAX_FRAME_BYTES;
 use tarpc::context::Context;

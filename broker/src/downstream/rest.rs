@@ -39,10 +39,6 @@ impl RestService {
         Self { service, base_url: base_url.trim_end_matches('/').to_owned(), timeout, http }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// `POST {base}{path}` with a JSON body; a 2xx envelope's `data` decoded as `T`.
     #[tracing::instrument(name = "rest.post", skip(self, body), fields(service = %self.service, base_url = %self.base_url))]
     pub async fn post<B, T>(&self, path: &str, body: &B) -> Result<Envelope<T>, DownstreamError>
