@@ -58,7 +58,12 @@ impl Topology {
         let durable_exchange = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         let durable_queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
         channel
-            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Topic, durable_exchange, FieldTable::default())
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable_exchange,
+                FieldTable::default(),
+            )
             .await?;
         channel
             .exchange_declare(
@@ -207,7 +212,10 @@ pub struct EventPublisher {
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventPublisher").field("exchange", &self.topology.exchange).field("timeout", &self.timeout).finish()
+        f.debug_struct("EventPublisher")
+            .field("exchange", &self.topology.exchange)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -433,8 +441,8 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_broker_fails_fast_and_creating_the_publisher_does_not_connect() {
         let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
-        let publisher =
-            EventPublisher::with_topology(&url, Topology::new("logs_topic", "logs"), TIMEOUT).expect("lazy: nothing to reach yet");
+        let publisher = EventPublisher::with_topology(&url, Topology::new("logs_topic", "logs"), TIMEOUT)
+            .expect("lazy: nothing to reach yet");
         let started = Instant::now();
         let error = publisher.publish(&event("nowhere", Level::Info)).await.unwrap_err();
         assert!(matches!(error, PublishError::Unreachable(_)), "{error:?}");
