@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::consumer::Consumer;
 use crate::handler::Handler;
+use crate::routes;
 use crate::settings::Settings;
 
 /// A built listener: the port bound, nothing connected yet.
@@ -69,7 +70,7 @@ impl Application {
             });
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
-        let server = HttpService::new(readiness).workers(1).run(listener, |_| {})?;
+        let server = HttpService::new(readiness).workers(1).run(listener, (), routes::configure)?;
         tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
         let (stop, _) = watch::channel(false);
         Ok(Self { port, server, consumer, stop })

@@ -7,8 +7,8 @@ use contract::ValidationError;
 use contract::auth::Credentials;
 
 use super::{normalize_email, with_retry_after};
-use crate::password::PasswordHasher;
-use crate::store::{StoreError, UserStore};
+use crate::state::AppState;
+use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
 pub enum AuthenticateError {
@@ -59,9 +59,9 @@ impl ResponseError for AuthenticateError {
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
     body: web::Json<Credentials>,
-    store: web::Data<UserStore>,
-    hasher: web::Data<PasswordHasher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AuthenticateError> {
+    let AppState { store, hasher } = state.get_ref();
     let credentials = body.into_inner();
     credentials.validate()?;
     let email = normalize_email(&credentials.email);

@@ -7,8 +7,8 @@ use contract::ValidationError;
 use contract::auth::NewUser;
 
 use super::{normalize_email, with_retry_after};
-use crate::password::PasswordHasher;
-use crate::store::{StoreError, UserRecord, UserStore};
+use crate::state::AppState;
+use crate::store::{StoreError, UserRecord};
 
 #[derive(thiserror::Error)]
 pub enum RegisterError {
@@ -45,11 +45,8 @@ impl ResponseError for RegisterError {
 
 /// 201 `created user <email>` with the user (never the hash); 409 when the address is taken.
 #[tracing::instrument(name = "register user", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
-pub async fn register(
-    body: web::Json<NewUser>,
-    store: web::Data<UserStore>,
-    hasher: web::Data<PasswordHasher>,
-) -> Result<HttpResponse, RegisterError> {
+pub async fn register(body: web::Json<NewUser>, state: web::Data<AppState>) -> Result<HttpResponse, RegisterError> {
+    let AppState { store, hasher } = state.get_ref();
     let new_user = body.into_inner();
     new_user.validate()?;
     let email = normalize_email(&new_user.email);

@@ -70,7 +70,7 @@ impl RestService {
 
     /// `GET {base}/health`: the service is up and answering. For the broker's `/ready`.
     pub async fn health(&self) -> Result<(), String> {
-        let request = self.http.get(format!("{}/health", self.base_url)).timeout(self.timeout);
+        let request = self.http.get(format!("{}{}", self.base_url, contract::paths::HEALTH)).timeout(self.timeout);
         match self.exchange(request).await {
             Ok((status, _)) if status.is_success() => Ok(()),
             Ok((status, _)) => Err(format!("answered {status}")),

@@ -7,10 +7,10 @@ use contract::log::LogPayload;
 use serde_json::json;
 
 use super::ApiError;
-use crate::service::Logs;
+use crate::service::LogService;
 
 #[tracing::instrument(name = "POST /log", skip_all, fields(name = %payload.name))]
-pub async fn write(logs: web::Data<Logs>, payload: web::Json<LogPayload>) -> Result<HttpResponse, ApiError> {
+pub async fn write(logs: web::Data<LogService>, payload: web::Json<LogPayload>) -> Result<HttpResponse, ApiError> {
     let id = logs.write(payload.into_inner().into_entry(None)).await?;
     Ok(service_kit::http::envelope(StatusCode::ACCEPTED, &Envelope::with_data("logged", json!({ "id": id }))))
 }
