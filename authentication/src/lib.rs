@@ -4,7 +4,7 @@
 //! - [`startup`]: [`Application::build`] prepares bcrypt, applies the [`migrations`] (retrying
 //!   while Postgres starts), binds the port and starts the server with `/health` and `/ready`.
 //! - [`routes`]: `POST /authenticate` and `POST /users`, one module each, with an error enum
-//!   per route that picks the status code.
+//!   per route that picks the status code; they share one [`state::AppState`].
 //! - [`store`]: the `users` table through a `deadpool-postgres` pool with prepared statements;
 //!   every operation is bounded in time, and lost connections are replaced at the next request.
 //! - [`password`]: bcrypt in `spawn_blocking`, and the dummy hash that makes a login for an
@@ -18,6 +18,7 @@ pub mod password;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod store;
 
 pub use settings::{DatabaseSettings, Settings};

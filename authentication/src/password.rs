@@ -31,11 +31,6 @@ impl PasswordHasher {
         Ok(Self { cost, dummy_hash: dummy_hash.into(), permits })
     }
 
-    /// The cost of new hashes.
-    pub fn cost(&self) -> u32 {
-        self.cost
-    }
-
     /// A new hash of `password` at the configured cost.
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
         let cost = self.cost;

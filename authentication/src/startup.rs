@@ -1,7 +1,6 @@
 //! Building and running the service: pool, migrations, bcrypt, HTTP server.
 
 use actix_web::dev::Server;
-use actix_web::web;
 use anyhow::Context;
 use service_kit::Readiness;
 use service_kit::retry::{RetryPolicy, retry};
@@ -11,6 +10,7 @@ use crate::migrations::SEED_PASSWORD;
 use crate::password::PasswordHasher;
 use crate::routes;
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::store::UserStore;
 
 pub struct Application {
@@ -51,11 +51,7 @@ impl Application {
                 async move { store.ping().await.map_err(|error| service_kit::http::error_chain(&error)) }
             }
         });
-        let store_data = web::Data::new(store.clone());
-        let hasher_data = web::Data::new(hasher);
-        let server = HttpService::new(readiness).run(listener, move |cfg| {
-            cfg.app_data(store_data.clone()).app_data(hasher_data.clone()).configure(routes::configure);
-        })?;
+        let server = HttpService::new(readiness).run(listener, AppState { store, hasher }, routes::configure)?;
         tracing::info!(port, "authentication service listening");
         Ok(Self { port, server })
     }

@@ -9,13 +9,15 @@
 //! shared confirming `service_kit::amqp::EventPublisher`). Every hop has its own timeout
 //! ([`settings`]) and its failures become a 502 or 504 naming the service
 //! ([`downstream::DownstreamError`]). [`startup`] wires it together; `GET /openapi.json`
-//! ([`routes::openapi`]) describes the API from the same contract types.
+//! ([`routes::openapi`]) describes the API from the same contract types. The handlers share one
+//! [`state::AppState`].
 #![forbid(unsafe_code)]
 
 pub mod downstream;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 
 pub use downstream::Downstreams;
 pub use settings::Settings;

@@ -1,13 +1,13 @@
 //! Building and running the broker: clients, routes, the bound listener.
 
 use actix_web::dev::Server;
-use actix_web::web;
 use anyhow::Context;
 use service_kit::server::{HttpService, bind};
 
 use crate::Settings;
 use crate::downstream::Downstreams;
-use crate::routes::{self, openapi::Document};
+use crate::routes::{self, openapi};
+use crate::state::AppState;
 
 /// A built broker: bound (so the port is known) but not yet serving.
 pub struct Application {
@@ -22,15 +22,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let downstreams = Downstreams::new(&settings)?;
         let readiness = downstreams.readiness();
-        let downstreams = web::Data::new(downstreams);
-        let document = web::Data::new(Document::generate().context("cannot render the OpenAPI document")?);
+        let openapi_json = openapi::render_json().context("cannot render the OpenAPI document")?;
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind {}:{}", settings.http.host, settings.http.port))?;
         let server = HttpService::new(readiness)
             .cors(settings.cors_allowed_origins.clone())
-            .run(listener, move |cfg: &mut web::ServiceConfig| {
-                routes::configure(cfg, downstreams.clone(), document.clone())
-            })
+            .run(listener, AppState { downstreams, openapi_json }, routes::configure)
             .context("cannot start the HTTP server")?;
         tracing::info!(port, auth_url = %settings.auth_url, logger = %settings.logger_rpc_addr,
             mailer_url = %settings.mailer_url, exchange = %settings.exchange, "broker listening");

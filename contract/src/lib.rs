@@ -3,7 +3,10 @@
 //! - [`envelope`]: the `{"error", "message", "data"?}` body every HTTP endpoint answers with.
 //! - [`handle`]: the broker's `POST /handle` request, a tagged enum of actions.
 //! - [`auth`]: credentials, users and registration for the authentication service.
-//! - [`log`]: log entries, the logger's `#[tarpc::service]` trait and its error type.
+//! - [`log`]: log entries and the logger's error type.
+//! - `rpc` (feature `rpc`): the logger's `#[tarpc::service]` trait, so that only the crates
+//!   that speak it link tarpc.
+//! - [`paths`]: every service's REST paths, registered by the service and called by its clients.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
 //! - [`mail`]: the mailer's `POST /send` body.
 //! - [`validate`]: the field rules as types that parse on deserialisation, and
@@ -22,6 +25,9 @@ pub mod event;
 pub mod handle;
 pub mod log;
 pub mod mail;
+pub mod paths;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 pub mod validate;
 
 pub use envelope::Envelope;

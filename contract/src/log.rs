@@ -1,5 +1,5 @@
-//! Log entries and the logger's RPC contract, used by the logger (server) and by the broker
-//! and the listener (clients).
+//! Log entries and the logger's errors, used by the logger (server) and by the broker and the
+//! listener (clients); the RPC trait over them is in `crate::rpc`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -228,24 +228,6 @@ impl From<ValidationError> for LogError {
     fn from(error: ValidationError) -> Self {
         LogError::Invalid(error.to_string())
     }
-}
-
-/// The logger's RPC service. The server lives in `logger/`; clients use the generated
-/// `LoggerClient` through the shared reconnecting wrapper in `service-kit`.
-#[tarpc::service]
-pub trait Logger {
-    /// Stores one entry and returns its id. An entry whose `event_id` is already stored is
-    /// not stored again: the existing id is returned.
-    async fn write_log(entry: LogEntry) -> Result<String, LogError>;
-    /// Stores many entries (at most [`MAX_BATCH`]) and returns their ids in order.
-    async fn write_many(entries: Vec<LogEntry>) -> Result<Vec<String>, LogError>;
-    /// The newest entries first, at most `limit` (capped at [`MAX_RECENT`]), older than the
-    /// entry `before` when given (pagination).
-    async fn recent(limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError>;
-    /// One entry by id.
-    async fn get(id: String) -> Result<StoredEntry, LogError>;
-    /// Succeeds when the logger can reach MongoDB: readiness for its clients.
-    async fn ping() -> Result<(), LogError>;
 }
 
 #[cfg(test)]

@@ -1,9 +1,6 @@
 //! Binding and running the frontend.
 
-use std::net::TcpListener;
-
 use actix_web::dev::Server;
-use actix_web::web;
 use service_kit::Readiness;
 use service_kit::server::{HttpService, bind};
 
@@ -22,7 +19,8 @@ impl Application {
     /// Renders the page and binds; nothing here can hang, the frontend has no dependency.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, port) = bind(&settings.http)?;
-        let server = run(listener, Page::render(&settings))?;
+        // Ready as soon as it listens: the page works (and says so) even while the broker is down.
+        let server = HttpService::new(Readiness::new()).run(listener, Page::render(&settings), routes::configure)?;
         Ok(Self { port, server })
     }
 
@@ -35,15 +33,4 @@ impl Application {
         self.server.await?;
         Ok(())
     }
-}
-
-fn run(listener: TcpListener, page: Page) -> std::io::Result<Server> {
-    let page = web::Data::new(page);
-    // Ready as soon as it listens: the page works (and says so) even while the broker is down.
-    HttpService::new(Readiness::new()).run(listener, move |cfg| {
-        cfg.app_data(page.clone())
-            .route("/", web::get().to(routes::index))
-            .route("/index.html", web::get().to(routes::index))
-            .route("/static/{file}", web::get().to(routes::asset));
-    })
 }

@@ -19,14 +19,12 @@
 //! A write may reach MongoDB and its answer be lost; the retry (or a redelivery) then sends the
 //! same event id again, and the logger stores an event id at most once.
 
-use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 use contract::event::LogEvent;
 use contract::log::{LogEntry, LogError};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use service_kit::logger_client::{LoggerRpc, RpcError};
+use service_kit::retry::RetryPolicy;
 
 /// How much of a malformed body a log line shows.
 const SHOWN_BODY_BYTES: usize = 200;
@@ -75,17 +73,12 @@ pub struct Handler {
     logger: LoggerRpc,
     /// Failed writes (with the logger up) before an event is dead-lettered.
     max_attempts: u32,
-    /// The backoff between writes of one event.
-    backoff: ExponentialBuilder,
+    /// The delays between writes of one event; without end, `max_attempts` decides when to stop.
+    backoff: RetryPolicy,
 }
 
 impl Handler {
-    pub fn new(logger: LoggerRpc, max_attempts: u32, retry_min: Duration, retry_max: Duration) -> Self {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(retry_min)
-            .with_max_delay(retry_max)
-            .without_max_times()
-            .with_jitter();
+    pub fn new(logger: LoggerRpc, max_attempts: u32, backoff: RetryPolicy) -> Self {
         Self { logger, max_attempts: max_attempts.max(1), backoff }
     }
 
@@ -123,7 +116,7 @@ impl Handler {
         let entry: LogEntry = event.into_entry();
         let mut failures = 0;
         let mut waited = false;
-        let mut delays = self.backoff.build();
+        let mut delays = self.backoff.delays();
         loop {
             let error = match self.logger.write_log(entry.clone()).await {
                 Ok(id) => return Verdict::Stored { id },
@@ -146,7 +139,7 @@ impl Handler {
                 Next::WaitForLogger => tracing::debug!(%event_id, %error, "still waiting for the logger"),
                 Next::Retry => tracing::warn!(%event_id, %error, failures, "write failed; retrying"),
             }
-            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(1))).await;
+            tokio::time::sleep(delays.next().unwrap_or(self.backoff.max_delay)).await;
         }
     }
 }
@@ -164,6 +157,7 @@ fn shown(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn valid() -> serde_json::Value {
         serde_json::json!({

@@ -9,6 +9,7 @@
 //! - [`handler`]: one delivery: parse, check, store through the shared logger client, then ack;
 //!   malformed messages go to the dead-letter queue at once, failing writes after a bounded
 //!   number of attempts, and an unreachable logger is waited for rather than given up on.
+//! - [`routes`]: the HTTP routes of its own (none yet), registered as every service does.
 //! - [`startup`]: [`Application`] runs the consumer beside a `/health` and `/ready` server.
 //!
 //! Replicas share one queue and compete for its messages; an event redelivered (after a lost
@@ -17,6 +18,7 @@
 
 pub mod consumer;
 pub mod handler;
+pub mod routes;
 pub mod settings;
 pub mod startup;
 

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::consumer::Consumer;
 use crate::handler::Handler;
+use crate::routes;
 use crate::settings::Settings;
 
 /// A built listener: the port bound, nothing connected yet.
@@ -42,18 +43,18 @@ impl Application {
     /// reconnects) with backoff once running, and `/ready` reports both until then.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let logger = LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout);
-        let handler = Handler::new(logger.clone(), settings.max_attempts, settings.retry_min, settings.retry_max);
+        let handler = Handler::new(
+            logger.clone(),
+            settings.max_attempts,
+            RetryPolicy::forever(settings.retry_min, settings.retry_max),
+        );
         let status = Consumer::initial_status();
         let consumer = Consumer {
             rabbit_url: settings.rabbit_url.clone(),
             connection_name: settings.connection_name.clone(),
             topology: settings.topology(),
             prefetch: settings.prefetch,
-            reconnect: RetryPolicy {
-                min_delay: settings.retry_min,
-                max_delay: settings.retry_max,
-                max_retries: usize::MAX,
-            },
+            reconnect: RetryPolicy::forever(settings.retry_min, settings.retry_max),
             handler,
             status: status.clone(),
         };
@@ -69,7 +70,7 @@ impl Application {
             });
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
-        let server = HttpService::new(readiness).workers(1).run(listener, |_| {})?;
+        let server = HttpService::new(readiness).workers(1).run(listener, (), routes::configure)?;
         tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
         let (stop, _) = watch::channel(false);
         Ok(Self { port, server, consumer, stop })

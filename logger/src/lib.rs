@@ -5,7 +5,7 @@
 //! - [`store`]: the `logs` collection, its indexes, bounded operations, per-document insert results.
 //! - [`batch`]: the writer that groups concurrent writes into one unordered `insert_many`.
 //! - [`service`]: the operations both front doors share, with the input checks.
-//! - [`rpc`]: the tarpc server implementing `contract::log::Logger`.
+//! - [`rpc`]: the tarpc server implementing `contract::rpc::Logger`.
 //! - [`routes`]: `POST /log`, `GET /logs`, `GET /logs/{id}`.
 //! - [`startup`]: [`Application`] binds both servers and runs them until SIGTERM.
 #![forbid(unsafe_code)]

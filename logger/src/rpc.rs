@@ -1,4 +1,4 @@
-//! The tarpc server: the `contract::log::Logger` trait over TCP with the JSON codec, as the
+//! The tarpc server: the `contract::rpc::Logger` trait over TCP with the JSON codec, as the
 //! shared client speaks it (bincode 1 is unmaintained, RUSTSEC-2025-0141).
 //!
 //! One task per connection; within a connection, requests run concurrently (each in its own
@@ -9,7 +9,8 @@
 
 use std::future::Future;
 
-use contract::log::{LogEntry, LogError, Logger, StoredEntry};
+use contract::log::{LogEntry, LogError, StoredEntry};
+use contract::rpc::Logger;
 use futures::StreamExt;
 use service_kit::logger_client::MAX_FRAME_BYTES;
 use tarpc::context::Context;
@@ -19,15 +20,15 @@ use tarpc::tokio_serde::formats::Json;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::service::Logs;
+use crate::service::LogService;
 
 /// Concurrent requests one connection may have in flight (tarpc's client allows 1,000).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1_000;
 
-/// The trait's implementation: each call goes straight to [`Logs`].
+/// The trait's implementation: each call goes straight to [`LogService`].
 #[derive(Clone)]
 struct LoggerServer {
-    logs: Logs,
+    logs: LogService,
 }
 
 impl Logger for LoggerServer {
@@ -53,7 +54,7 @@ impl Logger for LoggerServer {
 }
 
 /// Serves RPC on `listener` until `shutdown` completes, then closes every connection.
-pub async fn serve(listener: TcpListener, logs: Logs, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, logs: LogService, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let mut incoming = tcp::listen_on(listener, Json::default).await?;
     incoming.config_mut().max_frame_length(MAX_FRAME_BYTES);
     let server = LoggerServer { logs };

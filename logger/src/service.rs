@@ -6,14 +6,14 @@ use contract::log::{LogEntry, LogError, MAX_BATCH, RecentLimit, StoredEntry};
 use crate::batch::Writer;
 use crate::store::{LogDocument, LogStore};
 
-/// The logger's operations; cheap to clone.
+/// The logger's operations, what both its front doors call; cheap to clone.
 #[derive(Clone)]
-pub struct Logs {
+pub struct LogService {
     store: LogStore,
     writer: Writer,
 }
 
-impl Logs {
+impl LogService {
     pub fn new(store: LogStore, writer: Writer) -> Self {
         Self { store, writer }
     }

@@ -1,4 +1,4 @@
-//! Building and running the service: the HTTP server and the tarpc server over one [`Logs`].
+//! Building and running the service: the HTTP server and the tarpc server over one [`LogService`].
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::batch::Writer;
 use crate::routes;
 use crate::rpc;
-use crate::service::Logs;
+use crate::service::LogService;
 use crate::settings::Settings;
 use crate::store::LogStore;
 
@@ -26,7 +26,7 @@ pub struct Application {
     http: Server,
     /// The RPC listener, served by `run_until_stopped`.
     rpc_listener: TcpListener,
-    logs: Logs,
+    logs: LogService,
     /// Set to `true` to stop the RPC server.
     stop: Arc<watch::Sender<bool>>,
 }
@@ -56,7 +56,7 @@ impl Application {
             tracing::warn!(%error, "MongoDB not reachable at start; indexes will be created by the first write");
         }
         let writer = Writer::start(store.clone(), &settings.batch);
-        let logs = Logs::new(store, writer);
+        let logs = LogService::new(store, writer);
 
         let rpc_listener = TcpListener::bind((settings.http.host.as_str(), settings.rpc_port))
             .await
@@ -70,7 +70,7 @@ impl Application {
             let logs = ready_logs.clone();
             async move { logs.ping().await.map_err(|e| e.to_string()) }
         });
-        let http = HttpService::new(readiness).run(listener, routes::configure(logs.clone()))?;
+        let http = HttpService::new(readiness).run(listener, logs.clone(), routes::configure)?;
         tracing::info!(port, rpc_port, database = %settings.mongo.database, batch = ?settings.batch, "logger built");
         let (stop, _) = watch::channel(false);
         Ok(Self { port, rpc_port, http, rpc_listener, logs, stop: Arc::new(stop) })

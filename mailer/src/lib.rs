@@ -7,6 +7,7 @@
 //! - [`templates`]: the templates in `mailer/templates/`, compiled in, HTML autoescaped and its
 //!   CSS inlined.
 //! - [`smtp`]: one pooled lettre transport with connect and send timeouts.
+//! - [`state`]: what the handlers share (the SMTP transport, the templates, the default sender).
 //! - [`routes`]: the `/send` handler and its error-to-status mapping.
 //! - [`startup`]: [`Application`], binding and running the HTTP server.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod routes;
 pub mod settings;
 pub mod smtp;
 pub mod startup;
+pub mod state;
 pub mod templates;
 
 pub use settings::Settings;

@@ -1,26 +1,15 @@
 //! Building the application from its settings, and running it.
 
 use actix_web::dev::Server;
-use actix_web::web;
 use anyhow::Context;
-use lettre::message::Mailbox;
 use service_kit::Readiness;
 use service_kit::server::{HttpService, bind};
 
 use crate::routes;
 use crate::settings::Settings;
 use crate::smtp::SmtpMailer;
+use crate::state::AppState;
 use crate::templates::Renderer;
-
-/// What the handlers share.
-pub struct AppState {
-    /// The pooled SMTP transport.
-    pub mailer: SmtpMailer,
-    /// Compiled templates and the CSS inliner.
-    pub renderer: Renderer,
-    /// `FROM_NAME <FROM_ADDRESS>`, for requests without a `from`.
-    pub default_sender: Mailbox,
-}
 
 /// The mailer's HTTP server, bound and ready to run.
 pub struct Application {
@@ -46,11 +35,9 @@ impl Application {
                 async move { mailer.ping().await }
             }
         });
-        let state = web::Data::new(AppState { mailer, renderer, default_sender });
+        let state = AppState { mailer, renderer, default_sender };
         let (listener, port) = bind(&settings.http).context("cannot bind the HTTP port")?;
-        let server = HttpService::new(readiness).run(listener, move |cfg| {
-            cfg.app_data(state.clone()).route("/send", web::post().to(routes::send));
-        })?;
+        let server = HttpService::new(readiness).run(listener, state, routes::configure)?;
         Ok(Self { port, server })
     }
 

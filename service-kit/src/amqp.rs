@@ -53,16 +53,18 @@ impl Topology {
         }
     }
 
-    /// Declares the exchange only: enough to publish.
-    pub async fn declare_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        declare_exchange(channel, &self.exchange).await
-    }
-
     /// Declares everything (idempotent): exchanges, queues, bindings, the dead-letter route.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
         let durable_exchange = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         let durable_queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        self.declare_exchange(channel).await?;
+        channel
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
         channel
             .exchange_declare(
                 self.dead_letter_exchange.as_str().into(),
@@ -110,11 +112,6 @@ impl Topology {
     }
 }
 
-async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
-    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-    channel.exchange_declare(exchange.into(), ExchangeKind::Topic, options, FieldTable::default()).await
-}
-
 /// Connection properties with a name, shown by `rabbitmqctl list_connections name client_properties`
 /// and the management UI, so that an operator (or a test) can tell connections apart.
 pub fn connection_properties(connection_name: &str) -> ConnectionProperties {
@@ -123,7 +120,7 @@ pub fn connection_properties(connection_name: &str) -> ConnectionProperties {
 
 /// True when `error` means the connection (or the channel under it) is gone, rather than the
 /// broker refusing one operation.
-pub fn is_connection_error(error: &lapin::Error) -> bool {
+fn is_connection_error(error: &lapin::Error) -> bool {
     use lapin::ErrorKind;
     match error.kind() {
         ErrorKind::IOError(_)
@@ -172,19 +169,12 @@ impl From<managed::PoolError<PublishError>> for PublishError {
     }
 }
 
-/// What a new channel declares before it is used.
-#[derive(Debug, Clone)]
-enum Declare {
-    /// The exchange only (publishing to a topic exchange needs nothing else).
-    Exchange(String),
-    /// The whole topology: events published before any listener ever ran are queued, not dropped.
-    Topology(Topology),
-}
-
 /// Makes confirm-mode channels on connections from the `deadpool-lapin` pool.
 struct ChannelManager {
     connections: deadpool_lapin::Pool,
-    declare: Declare,
+    /// Declared by every new channel: events published before any listener ever ran are
+    /// queued, not dropped.
+    topology: Topology,
 }
 
 impl managed::Manager for ChannelManager {
@@ -197,10 +187,7 @@ impl managed::Manager for ChannelManager {
         // The channel keeps the connection open; the pooled connection goes back for the next channel.
         drop(connection);
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        match &self.declare {
-            Declare::Exchange(exchange) => declare_exchange(&channel, exchange).await?,
-            Declare::Topology(topology) => topology.declare(&channel).await?,
-        }
+        self.topology.declare(&channel).await?;
         tracing::debug!(channel = channel.id(), "publisher channel open");
         Ok(channel)
     }
@@ -217,19 +204,18 @@ pub struct EventPublisher {
     channels: managed::Pool<ChannelManager>,
     /// The broker, kept to rebuild the pools with another connection name.
     amqp_url: String,
-    /// What each new channel declares.
-    declare: Declare,
-    /// The exchange events go to.
-    exchange: String,
+    /// What each new channel declares; its exchange is where events go.
+    topology: Topology,
     /// Bound on one publish, from taking a channel (and connecting) to the confirm.
     timeout: Duration,
-    /// Whether an unroutable message is an error (only when the publisher declares the queue).
-    mandatory: bool,
 }
 
 impl std::fmt::Debug for EventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventPublisher").field("exchange", &self.exchange).field("timeout", &self.timeout).finish()
+        f.debug_struct("EventPublisher")
+            .field("exchange", &self.topology.exchange)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -237,40 +223,28 @@ impl std::fmt::Debug for EventPublisher {
 pub const DEFAULT_PUBLISHER_NAME: &str = "event-publisher";
 
 impl EventPublisher {
-    /// A publisher to `exchange` (declared durable topic on first use). Nothing connects until
-    /// the first publish. Call it inside a tokio runtime (the connection pool binds to it).
-    pub fn new(amqp_url: &str, exchange: &str, timeout: Duration) -> Result<Self, PublishError> {
-        Self::build(amqp_url, Declare::Exchange(exchange.to_owned()), timeout)
-    }
-
     /// A publisher that declares the whole `topology` on first use and publishes as mandatory: an
     /// event is queued even if no listener ever ran, and one that no queue would take (the
-    /// binding was removed) fails with [`PublishError::Amqp`] instead of vanishing.
+    /// binding was removed) fails with [`PublishError::Amqp`] instead of vanishing. Nothing
+    /// connects until the first publish. Call it inside a tokio runtime (the connection pool
+    /// binds to it).
     pub fn with_topology(amqp_url: &str, topology: Topology, timeout: Duration) -> Result<Self, PublishError> {
-        Self::build(amqp_url, Declare::Topology(topology), timeout)
+        amqp_url.parse::<lapin::uri::AMQPUri>().map_err(|e| PublishError::Amqp(format!("invalid AMQP URL: {e}")))?;
+        let channels = Self::pools(amqp_url, topology.clone(), DEFAULT_PUBLISHER_NAME)?;
+        Ok(Self { channels, amqp_url: amqp_url.to_owned(), topology, timeout })
     }
 
     /// The same publisher under another connection name (default [`DEFAULT_PUBLISHER_NAME`]);
     /// call it before the first publish.
     pub fn with_connection_name(self, connection_name: &str) -> Result<Self, PublishError> {
-        let channels = Self::pools(&self.amqp_url, self.declare.clone(), connection_name)?;
+        let channels = Self::pools(&self.amqp_url, self.topology.clone(), connection_name)?;
         Ok(Self { channels, ..self })
-    }
-
-    fn build(amqp_url: &str, declare: Declare, timeout: Duration) -> Result<Self, PublishError> {
-        amqp_url.parse::<lapin::uri::AMQPUri>().map_err(|e| PublishError::Amqp(format!("invalid AMQP URL: {e}")))?;
-        let (exchange, mandatory) = match &declare {
-            Declare::Exchange(exchange) => (exchange.clone(), false),
-            Declare::Topology(topology) => (topology.exchange.clone(), true),
-        };
-        let channels = Self::pools(amqp_url, declare.clone(), DEFAULT_PUBLISHER_NAME)?;
-        Ok(Self { channels, amqp_url: amqp_url.to_owned(), declare, exchange, timeout, mandatory })
     }
 
     /// A pool of one connection and a pool of channels on it; nothing connects yet.
     fn pools(
         amqp_url: &str,
-        declare: Declare,
+        topology: Topology,
         connection_name: &str,
     ) -> Result<managed::Pool<ChannelManager>, PublishError> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -281,22 +255,17 @@ impl EventPublisher {
             deadpool_lapin::Config { url: Some(amqp_url.to_owned()), pool: Some(deadpool_lapin::PoolConfig::new(1)) }
                 .create_pool(move || connection_properties(&connection_name), deadpool_lapin::Runtime::Tokio1)
                 .map_err(|e| PublishError::Amqp(e.to_string()))?;
-        managed::Pool::builder(ChannelManager { connections, declare })
+        managed::Pool::builder(ChannelManager { connections, topology })
             .max_size(PUBLISH_CHANNELS)
             .build()
             .map_err(|e| PublishError::Amqp(e.to_string()))
-    }
-
-    /// The exchange events go to.
-    pub fn exchange(&self) -> &str {
-        &self.exchange
     }
 
     /// Publishes `event` (persistent, JSON, routing key `log.<LEVEL>`) and returns once RabbitMQ
     /// confirmed it, within the timeout. A timeout or a connection lost after sending does not
     /// prove the event lost (RabbitMQ may still have queued it); publishing it again is safe,
     /// because the event keeps its id and the logger stores an id once.
-    #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.exchange, event_id = %event.id))]
+    #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.topology.exchange, event_id = %event.id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<(), PublishError> {
         let body =
             serde_json::to_vec(event).map_err(|e| PublishError::Amqp(format!("cannot encode the event: {e}")))?;
@@ -319,9 +288,9 @@ impl EventPublisher {
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
         let channel = self.channels.get().await?;
-        let options = BasicPublishOptions { mandatory: self.mandatory, ..BasicPublishOptions::default() };
-        let sent =
-            channel.basic_publish(self.exchange.as_str().into(), routing_key.clone(), options, body, properties).await;
+        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        let exchange = self.topology.exchange.as_str();
+        let sent = channel.basic_publish(exchange.into(), routing_key.clone(), options, body, properties).await;
         let confirm = match sent {
             Ok(confirm) => confirm,
             Err(error) => {
@@ -336,7 +305,7 @@ impl EventPublisher {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) => Err(PublishError::Amqp(format!(
                 "no queue is bound to {routing_key} on {}: the broker returned the message ({})",
-                self.exchange, returned.reply_text
+                self.topology.exchange, returned.reply_text
             ))),
             Confirmation::Nack(_) => Err(PublishError::Nacked),
             Confirmation::NotRequested => Err(PublishError::Amqp("the channel is not in confirm mode".into())),
@@ -476,7 +445,8 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_broker_fails_fast_and_creating_the_publisher_does_not_connect() {
         let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
-        let publisher = EventPublisher::new(&url, "logs_topic", TIMEOUT).expect("lazy: nothing to reach yet");
+        let publisher = EventPublisher::with_topology(&url, Topology::new("logs_topic", "logs"), TIMEOUT)
+            .expect("lazy: nothing to reach yet");
         let started = Instant::now();
         let error = publisher.publish(&event("nowhere", Level::Info)).await.unwrap_err();
         assert!(matches!(error, PublishError::Unreachable(_)), "{error:?}");
@@ -488,7 +458,7 @@ mod tests {
     fn a_malformed_url_is_refused_at_once() {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let _guard = runtime.enter();
-        let error = EventPublisher::new("http://nope", "x", TIMEOUT).unwrap_err();
+        let error = EventPublisher::with_topology("http://nope", Topology::new("x", "y"), TIMEOUT).unwrap_err();
         assert!(matches!(&error, PublishError::Amqp(m) if m.contains("invalid AMQP URL")), "{error:?}");
     }
 

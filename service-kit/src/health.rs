@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use contract::Envelope;
+use contract::{Envelope, paths};
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Map, Value};
 
@@ -77,6 +77,8 @@ async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
 pub fn routes(readiness: Readiness) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let readiness = web::Data::new(readiness);
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(readiness.clone()).route("/health", web::get().to(health)).route("/ready", web::get().to(ready));
+        cfg.app_data(readiness.clone())
+            .route(paths::HEALTH, web::get().to(health))
+            .route(paths::READY, web::get().to(ready));
     }
 }

@@ -1,7 +1,9 @@
-//! Rendering errors into the envelope, and the JSON extractor every service uses.
+//! Rendering errors into the envelope, and reading JSON bodies: the extractor limits every
+//! service uses, and the bounded raw read for a handler that parses the body itself.
 
 use actix_web::error::{JsonPayloadError, ResponseError};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use contract::Envelope;
 use serde::Serialize;
@@ -53,7 +55,9 @@ pub fn error_chain_fmt(err: &impl std::error::Error, f: &mut std::fmt::Formatter
     Ok(())
 }
 
-/// A JSON body that could not be read, mapped onto the status a client can act on.
+/// A JSON body that could not be read, mapped onto the status a client can act on. The one
+/// definition of these refusals, whether the body is read by `web::Json` ([`json_config`]) or
+/// by hand ([`read_json_body`]).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct BodyError {
@@ -62,25 +66,39 @@ pub struct BodyError {
 }
 
 impl BodyError {
+    /// 413: over [`MAX_BODY_BYTES`].
+    pub fn too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"))
+    }
+
+    /// 415: not `application/json`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+    }
+
+    /// 400: the body could not be received.
+    pub fn unreadable(reason: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, format!("cannot read request body: {reason}"))
+    }
+
     pub fn from_json_error(error: &JsonPayloadError) -> Self {
-        let (status, message) = match error {
-            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"))
-            }
-            JsonPayloadError::ContentType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json".to_owned())
-            }
+        match error {
+            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => Self::too_large(),
+            JsonPayloadError::ContentType => Self::unsupported_media_type(),
             // Never quote the offending value back: it may be a password.
-            JsonPayloadError::Deserialize(e) if e.is_data() => (
+            JsonPayloadError::Deserialize(e) if e.is_data() => Self::new(
                 StatusCode::BAD_REQUEST,
                 format!("invalid request: {}", contract::validate::without_values(&e.to_string())),
             ),
             JsonPayloadError::Deserialize(e) => {
-                (StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {e}"))
+                Self::new(StatusCode::BAD_REQUEST, format!("request body is not valid JSON: {e}"))
             }
-            other => (StatusCode::BAD_REQUEST, format!("cannot read request body: {other}")),
-        };
-        Self { status, message }
+            other => Self::unreadable(other),
+        }
+    }
+
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
     }
 }
 
@@ -94,6 +112,40 @@ impl ResponseError for BodyError {
     }
 }
 
+/// The raw body of a JSON request, for a handler that parses it itself (the broker's `/handle`
+/// names every refusal its own way). Refused unless the Content-Type is `application/json`
+/// (with or without parameters); a declared length over [`MAX_BODY_BYTES`] is refused before a
+/// byte is read, an undeclared (chunked) one as soon as it passes the limit.
+pub async fn read_json_body(request: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, BodyError> {
+    let headers = request.headers();
+    require_json(headers)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(BodyError::too_large());
+    }
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => Err(BodyError::unreadable(error)),
+        Err(_) => Err(BodyError::too_large()),
+    }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn require_json(headers: &HeaderMap) -> Result<(), BodyError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(BodyError::unsupported_media_type()),
+    }
+}
+
 /// `web::Json` limits and error bodies: 1 MiB, 413/415/400 in the envelope.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
@@ -104,4 +156,33 @@ pub fn json_config() -> web::JsonConfig {
 /// The fallback for unknown routes: a 404 in the envelope rather than an empty body.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn with_content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn json_content_types_are_accepted_with_or_without_parameters() {
+        for value in ["application/json", "application/json; charset=utf-8", "Application/JSON"] {
+            assert!(require_json(&with_content_type(value)).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn other_content_types_are_refused() {
+        for value in ["text/plain", "application/x-www-form-urlencoded", "application/jsonp", ""] {
+            let error = require_json(&with_content_type(value)).unwrap_err();
+            assert_eq!(error.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{value}");
+            assert_eq!(error.to_string(), "Content-Type must be application/json", "{value}");
+        }
+        assert!(require_json(&HeaderMap::new()).is_err(), "no Content-Type");
+    }
 }

@@ -1,4 +1,6 @@
-//! Service plumbing shared by every service, written once.
+//! Service plumbing shared by every service, written once. What talks to RabbitMQ or to the
+//! logger's RPC server is behind a feature of that name, so that a service links lapin or
+//! tarpc only when it uses them.
 //!
 //! - [`settings`]: typed settings read once from an [`settings::Env`] (the process environment in
 //!   `main`, a literal map in tests; nobody calls `set_var`).
@@ -7,22 +9,24 @@
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
 //! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
 //!   health routes and graceful shutdown on SIGTERM/SIGINT.
-//! - [`amqp`]: the event topology (exchange, shared queue, dead letters) and the confirming publisher.
-//! - [`logger_client`]: the shared, lazily connecting, self-reconnecting logger RPC client.
-//! - [`retry`]: exponential, capped, logged retries with `backon`.
-//! - [`shutdown`]: a future that completes on SIGTERM or Ctrl-C, for non-HTTP loops.
+//! - `amqp` (feature `amqp`): the event topology (exchange, shared queue, dead letters) and the
+//!   confirming publisher.
+//! - `logger_client` (feature `logger-rpc`): the shared, lazily connecting, self-reconnecting
+//!   logger RPC client.
+//! - [`retry`]: exponential, capped, logged retries with `backon`, bounded or without end.
 //! - [`wiring`]: the local ports, addresses and names every default points at, defined once.
 //! - `testing` (feature): per-test databases, unique names, the SMTP catcher's API.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod health;
 pub mod http;
+#[cfg(feature = "logger-rpc")]
 pub mod logger_client;
 pub mod retry;
 pub mod server;
 pub mod settings;
-pub mod shutdown;
 pub mod telemetry;
 pub mod wiring;
 

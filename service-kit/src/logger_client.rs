@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use contract::log::{LogEntry, LogError, LoggerClient, StoredEntry};
+use contract::log::{LogEntry, LogError, StoredEntry};
+use contract::rpc::LoggerClient;
 use tarpc::client::{self, RpcError as TarpcError};
 use tarpc::context;
 use tarpc::serde_transport::tcp;
@@ -97,16 +98,6 @@ impl LoggerRpc {
                 generation: AtomicU64::new(0),
             }),
         }
-    }
-
-    /// The address this client talks to.
-    pub fn addr(&self) -> &str {
-        &self.inner.addr
-    }
-
-    /// The bound on each call.
-    pub fn timeout(&self) -> Duration {
-        self.inner.timeout
     }
 
     /// Stores one entry; returns its id (the existing id when its `event_id` is already stored).

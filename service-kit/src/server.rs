@@ -3,6 +3,9 @@
 //! `bind` takes the settings and returns the listener and the real port, so a test can ask for
 //! port 0. `HttpService::run` adds what every service has: request ids and spans
 //! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS.
+//! Every service registers its own routes the same way: `run(listener, state, routes::configure)`,
+//! where `state` is what its handlers share and `routes::configure(cfg, state)` adds it and the
+//! routes.
 //! actix-web stops gracefully on SIGTERM/SIGINT: it stops accepting, then drains in-flight
 //! requests for up to [`SHUTDOWN_TIMEOUT_SECS`].
 
@@ -53,11 +56,19 @@ impl HttpService {
         self
     }
 
-    /// Starts serving on `listener`; the returned server runs when awaited or spawned.
-    pub fn run<F>(self, listener: TcpListener, configure: F) -> std::io::Result<Server>
+    /// Starts serving on `listener`; the returned server runs when awaited or spawned. `state`
+    /// is wrapped in `web::Data` once and handed to `configure` (the service's
+    /// `routes::configure`) for every worker, so all workers share one state.
+    pub fn run<S>(
+        self,
+        listener: TcpListener,
+        state: S,
+        configure: fn(&mut web::ServiceConfig, web::Data<S>),
+    ) -> std::io::Result<Server>
     where
-        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+        S: Send + Sync + 'static,
     {
+        let state = web::Data::new(state);
         let health = health::routes(self.readiness);
         let origins = self.cors_allowed_origins;
         let mut server = HttpServer::new(move || {
@@ -72,7 +83,7 @@ impl HttpService {
                 .wrap(TracingLogger::default())
                 .app_data(http::json_config())
                 .configure(health.clone())
-                .configure(configure.clone())
+                .configure(|cfg| configure(cfg, state.clone()))
                 .default_service(web::to(http::not_found))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

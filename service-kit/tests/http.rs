@@ -19,7 +19,7 @@ async fn spawn(readiness: Readiness, cors: Vec<String>) -> String {
     let server = HttpService::new(readiness)
         .cors(cors)
         .workers(1)
-        .run(listener, |cfg: &mut web::ServiceConfig| {
+        .run(listener, (), |cfg: &mut web::ServiceConfig, _: web::Data<()>| {
             cfg.route("/echo", web::post().to(echo));
         })
         .unwrap();

@@ -6,8 +6,8 @@ use contract::auth::Credentials;
 use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
-use crate::password::PasswordHasher;
-use crate::store::{StoreError, UserStore};
+use crate::state::AppState;
+use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
 pub enum AuthenticateError {
@@ -58,9 +58,9 @@ impl ResponseError for AuthenticateError {
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
     body: web::Json<serde_json::Value>,
-    store: web::Data<UserStore>,
-    hasher: web::Data<PasswordHasher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AuthenticateError> {
+    let AppState { store, hasher } = state.get_ref();
     let credentials: Credentials = validate::from_value(body.into_inner())?;
     let email = normalize_email(credentials.email.as_str());
     tracing::Span::current().record("email", email.as_str());

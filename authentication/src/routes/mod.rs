@@ -5,13 +5,18 @@ mod register;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use contract::paths::authentication;
 
 pub use authenticate::{AuthenticateError, authenticate};
 pub use register::{RegisterError, register};
 
-/// Adds `POST /authenticate` and `POST /users`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/authenticate", web::post().to(authenticate)).route("/users", web::post().to(register));
+use crate::state::AppState;
+
+/// Adds `POST /authenticate`, `POST /users` and `state`, which they share.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .route(authentication::AUTHENTICATE, web::post().to(authenticate))
+        .route(authentication::USERS, web::post().to(register));
 }
 
 /// How addresses are stored and looked up: without surrounding blanks, in lower case.

@@ -6,8 +6,8 @@ use contract::auth::NewUser;
 use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
-use crate::password::PasswordHasher;
-use crate::store::{StoreError, UserRecord, UserStore};
+use crate::state::AppState;
+use crate::store::{StoreError, UserRecord};
 
 #[derive(thiserror::Error)]
 pub enum RegisterError {
@@ -46,9 +46,9 @@ impl ResponseError for RegisterError {
 #[tracing::instrument(name = "register user", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn register(
     body: web::Json<serde_json::Value>,
-    store: web::Data<UserStore>,
-    hasher: web::Data<PasswordHasher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, RegisterError> {
+    let AppState { store, hasher } = state.get_ref();
     let new_user: NewUser = validate::from_value(body.into_inner())?;
     let email = normalize_email(new_user.email.as_str());
     tracing::Span::current().record("email", email.as_str());

@@ -39,10 +39,6 @@ impl RestService {
         Self { service, base_url: base_url.trim_end_matches('/').to_owned(), timeout, http }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// `POST {base}{path}` with a JSON body; a 2xx envelope's `data` decoded as `T`.
     #[tracing::instrument(name = "rest.post", skip(self, body), fields(service = %self.service, base_url = %self.base_url))]
     pub async fn post<B, T>(&self, path: &str, body: &B) -> Result<Envelope<T>, DownstreamError>
@@ -74,7 +70,7 @@ impl RestService {
 
     /// `GET {base}/health`: the service is up and answering. For the broker's `/ready`.
     pub async fn health(&self) -> Result<(), String> {
-        let request = self.http.get(format!("{}/health", self.base_url)).timeout(self.timeout);
+        let request = self.http.get(format!("{}{}", self.base_url, contract::paths::HEALTH)).timeout(self.timeout);
         match self.exchange(request).await {
             Ok((status, _)) if status.is_success() => Ok(()),
             Ok((status, _)) => Err(format!("answered {status}")),

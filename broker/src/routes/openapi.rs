@@ -7,10 +7,12 @@ use contract::auth::{Credentials, User};
 use contract::handle::{HandleRequest, LogsQuery};
 use contract::log::{Level, LogPayload, StoredEntry};
 use contract::mail::MailPayload;
+use contract::paths;
 use serde_json::Value;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{handle, root};
+use crate::state::AppState;
 
 /// The document's source: every path and the schemas they use.
 #[derive(OpenApi)]
@@ -45,24 +47,19 @@ impl Modify for AnyValue {
     }
 }
 
-/// The document, rendered once at start-up.
-#[derive(Debug, Clone)]
-pub struct Document(pub String);
-
-impl Document {
-    pub fn generate() -> serde_json::Result<Self> {
-        ApiDoc::openapi().to_pretty_json().map(Self)
-    }
+/// The document as the JSON text `GET /openapi.json` serves; rendered once, at start-up.
+pub fn render_json() -> serde_json::Result<web::Bytes> {
+    ApiDoc::openapi().to_pretty_json().map(web::Bytes::from)
 }
 
 #[utoipa::path(
     get,
-    path = "/openapi.json",
+    path = paths::broker::OPENAPI,
     tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1).", content_type = "application/json")),
 )]
-pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(document.0.clone())
+pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(state.openapi_json.clone())
 }
 
 // `/health` and `/ready` are served by service-kit; these stubs only describe them.
@@ -70,7 +67,7 @@ pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
 /// Liveness: the process answers.
 #[utoipa::path(
     get,
-    path = "/health",
+    path = paths::HEALTH,
     tag = "operations",
     responses((status = 200, description = "\"ok\"", body = Envelope)),
 )]
@@ -81,7 +78,7 @@ fn health() {}
 /// "ok" or the reason it failed.
 #[utoipa::path(
     get,
-    path = "/ready",
+    path = paths::READY,
     tag = "operations",
     responses(
         (status = 200, description = "\"ready\"", body = Envelope),

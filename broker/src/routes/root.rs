@@ -1,12 +1,12 @@
 //! `POST /` and `GET /ping`: the broker answers, without touching a downstream.
 
 use actix_web::HttpResponse;
-use contract::Envelope;
+use contract::{Envelope, paths};
 
 /// The frontend's "Test Broker" button.
 #[utoipa::path(
     post,
-    path = "/",
+    path = paths::broker::ROOT,
     tag = "broker",
     responses((status = 200, description = "\"Hit the broker\"", body = Envelope)),
 )]
@@ -18,7 +18,7 @@ pub async fn hit() -> HttpResponse {
 /// A heartbeat for load balancers: the process answers (see also `/health` and `/ready`).
 #[utoipa::path(
     get,
-    path = "/ping",
+    path = paths::broker::PING,
     tag = "operations",
     responses((status = 200, description = "\"pong\"", body = Envelope)),
 )]

@@ -1,7 +1,21 @@
-//! One file per endpoint.
+//! One file per endpoint (`/health` and `/ready` come from `service_kit`). The paths are the
+//! page's own, not a contract between services, so they are written here rather than in
+//! `contract::paths`.
 
 mod assets;
 mod index;
 
+use actix_web::web;
+
 pub use assets::{ASSETS, Asset, asset};
 pub use index::index;
+
+use crate::page::Page;
+
+/// Adds the page, its assets, and the rendered [`Page`] they serve.
+pub fn configure(cfg: &mut web::ServiceConfig, page: web::Data<Page>) {
+    cfg.app_data(page)
+        .route("/", web::get().to(index))
+        .route("/index.html", web::get().to(index))
+        .route("/static/{file}", web::get().to(asset));
+}

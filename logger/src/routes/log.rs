@@ -7,10 +7,10 @@ use contract::{Envelope, validate};
 use serde_json::json;
 
 use super::ApiError;
-use crate::service::Logs;
+use crate::service::LogService;
 
 #[tracing::instrument(name = "POST /log", skip_all, fields(name = tracing::field::Empty))]
-pub async fn write(logs: web::Data<Logs>, body: web::Json<serde_json::Value>) -> Result<HttpResponse, ApiError> {
+pub async fn write(logs: web::Data<LogService>, body: web::Json<serde_json::Value>) -> Result<HttpResponse, ApiError> {
     let payload: LogPayload = validate::from_value(body.into_inner()).map_err(LogError::from)?;
     tracing::Span::current().record("name", payload.name.as_str());
     let id = logs.write(payload.into_entry(None)).await?;

@@ -9,7 +9,7 @@ use contract::Envelope;
 use serde::Deserialize;
 
 use super::ApiError;
-use crate::service::Logs;
+use crate::service::LogService;
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -33,7 +33,7 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 #[tracing::instrument(name = "GET /logs", skip(logs))]
-pub async fn list(logs: web::Data<Logs>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(logs: web::Data<LogService>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let ListQuery { limit, before } = query.into_inner();
     let entries = logs.recent(limit, before.filter(|b| !b.trim().is_empty())).await?;
     let message = format!("{} entries", entries.len());
@@ -41,7 +41,7 @@ pub async fn list(logs: web::Data<Logs>, query: web::Query<ListQuery>) -> Result
 }
 
 #[tracing::instrument(name = "GET /logs/{id}", skip(logs))]
-pub async fn get(logs: web::Data<Logs>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(logs: web::Data<LogService>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let entry = logs.get(&id).await?;
     Ok(HttpResponse::Ok().json(Envelope::with_data("found", entry)))
 }

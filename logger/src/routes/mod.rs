@@ -6,19 +6,17 @@ mod logs;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use contract::log::LogError;
+use contract::paths::logger;
 
-use crate::service::Logs;
+use crate::service::LogService;
 
-/// The routes, sharing one [`Logs`].
-pub fn configure(logs: Logs) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
-    let logs = web::Data::new(logs);
-    move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(logs.clone())
-            .app_data(logs::query_config())
-            .route("/log", web::post().to(log::write))
-            .route("/logs", web::get().to(logs::list))
-            .route("/logs/{id}", web::get().to(logs::get));
-    }
+/// Adds the routes and the [`LogService`] they share.
+pub fn configure(cfg: &mut web::ServiceConfig, logs: web::Data<LogService>) {
+    cfg.app_data(logs)
+        .app_data(logs::query_config())
+        .route(logger::LOG, web::post().to(log::write))
+        .route(logger::LOGS, web::get().to(logs::list))
+        .route(logger::LOG_BY_ID, web::get().to(logs::get));
 }
 
 /// A failed logger operation as an HTTP answer. All three routes fail the same ways (bad input,

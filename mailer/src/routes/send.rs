@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, MultiPart};
 
 use crate::domain::NewMail;
 use crate::smtp::SmtpError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::templates::RenderedMail;
 
 /// The outcomes of a send a caller can act on.

@@ -8,6 +8,7 @@ use contract::event::LogEvent;
 use contract::handle::LogsQuery;
 use contract::log::{Level, LogPayload};
 use contract::mail::MailPayload;
+use contract::paths;
 use service_kit::http::envelope;
 use tracing::Instrument;
 
@@ -21,7 +22,7 @@ pub const LOGIN_EVENT_NAME: &str = "authentication";
 /// Every answered attempt is recorded as an event (never with the password).
 #[tracing::instrument(name = "action.auth", skip_all, fields(email = %credentials.email))]
 pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result<HttpResponse, HandleError> {
-    let answer = downstreams.auth.post::<_, User>("/authenticate", &credentials).await;
+    let answer = downstreams.auth.post::<_, User>(paths::authentication::AUTHENTICATE, &credentials).await;
     let email = &credentials.email;
     match answer {
         Ok(Envelope { data: Some(user), .. }) => {
@@ -78,7 +79,7 @@ pub async fn event(downstreams: &Downstreams, payload: LogPayload) -> Result<Htt
 /// `mail`: hands the mail to the mailer, which sends it before answering.
 #[tracing::instrument(name = "action.mail", skip_all, fields(to = %mail.to))]
 pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpResponse, HandleError> {
-    downstreams.mailer.post::<_, serde_json::Value>("/send", &mail).await?;
+    downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail).await?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to))))
 }
 

@@ -1,0 +1,13 @@
+//! What the broker's handlers share: made once at start-up, handed to every worker.
+
+use actix_web::web::Bytes;
+
+use crate::downstream::Downstreams;
+
+pub struct AppState {
+    /// The clients of the four downstreams (`/handle`).
+    pub downstreams: Downstreams,
+    /// The body of `GET /openapi.json`: the OpenAPI document, rendered once at start-up by
+    /// `routes::openapi::render_json`.
+    pub openapi_json: Bytes,
+}
