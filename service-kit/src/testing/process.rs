@@ -106,13 +106,36 @@ fn collect(mut stream: Box<dyn Read + Send>, output: Arc<Mutex<Vec<u8>>>) {
     });
 }
 
+/// How long a killed group's other members may take to die (they are not ours to wait for).
+const GROUP_DEATH: Duration = Duration::from_secs(5);
+
+/// Whether a process of group `pgid` is still running (not a zombie), from `/proc`.
+fn group_running(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(Result::ok).any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, fields)) = stat.rsplit_once(") ") else { return false };
+        let mut fields = fields.split(' ');
+        let state = fields.next();
+        let pgrp = fields.nth(1);
+        state != Some("Z") && state != Some("X") && pgrp == Some(pgid.to_string().as_str())
+    })
+}
+
 impl Drop for ChildServer {
     fn drop(&mut self) {
         // `Child::kill` reaches the leader only; `kill -- -<pgid>` the whole group.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let pgid = self.child.id();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The leader is reaped; its group dies asynchronously. Wait for it, so that a test that
+        // drops the server finds its ports closed.
+        let deadline = std::time::Instant::now() + GROUP_DEATH;
+        while group_running(pgid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if std::thread::panicking() {
             eprintln!("output of {} (pid {}):\n{}", self.what, self.child.id(), self.output());
         }
