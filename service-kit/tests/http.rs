@@ -31,9 +31,11 @@ async fn spawn(readiness: Readiness, cors: Vec<String>) -> String {
 #[tokio::test]
 async fn health_answers_and_ready_reports_each_dependency() {
     let ready = spawn(Readiness::new().check("db", || async { Ok(()) }), vec![]).await;
-    let Answer { status, body: envelope, .. } = Answer::read(reqwest::get(format!("{ready}/health")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{ready}/health")).await.unwrap()).await;
     assert_eq!((status, envelope), (200, json!({"error": false, "message": "ok"})));
-    let Answer { status, body: envelope, .. } = Answer::read(reqwest::get(format!("{ready}/ready")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{ready}/ready")).await.unwrap()).await;
     assert_eq!((status, envelope), (200, json!({"error": false, "message": "ready", "data": {"db": "ok"}})));
 
     let not_ready = spawn(
@@ -41,7 +43,8 @@ async fn health_answers_and_ready_reports_each_dependency() {
         vec![],
     )
     .await;
-    let Answer { status, body: envelope, .. } = Answer::read(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(envelope["data"], json!({"db": "ok", "smtp": "connection refused"}));
 }

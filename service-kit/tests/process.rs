@@ -32,8 +32,7 @@ async fn a_child_server_answers_on_its_port_keeps_its_output_and_dies_with_its_g
 #[tokio::test]
 #[should_panic(expected = "exited with exit status: 3 before listening")]
 async fn a_child_server_that_exits_before_listening_fails_the_test_at_once() {
-    ChildServer::start("a server that gives up", shell("echo cannot bind >&2; exit 3"), &[free_port()], PATIENCE)
-        .await;
+    ChildServer::start("a server that gives up", shell("echo cannot bind >&2; exit 3"), &[free_port()], PATIENCE).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn health_answers_200_while_the_process_runs() {

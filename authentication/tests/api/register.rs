@@ -40,7 +40,8 @@ async fn a_second_registration_of_an_address_is_a_409_whatever_its_case() {
     assert_eq!(first.status, 201);
 
     for email in ["dup@example.com", "DUP@example.com", " dup@example.com"] {
-        let (status, body) = app.register(&json!({"email": email, "password": "another one"})).await.status_and_envelope();
+        let (status, body) =
+            app.register(&json!({"email": email, "password": "another one"})).await.status_and_envelope();
         assert_eq!(status, 409, "{email:?}: {body:?}");
         assert_eq!(body.message, "a user with the e-mail address dup@example.com already exists");
     }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use broker::Settings;
+use logger::testing::TestLogger;
 use mongodb::bson::{Document, doc};
 use service_kit::amqp::Topology;
-use logger::testing::TestLogger;
 use service_kit::testing::{self, MailCatcher, TestMongo, TestPostgres, eventually, stored_logs, unique_name};
 use service_kit::{Env, HttpSettings};
 
@@ -97,14 +97,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     })
     .await;
 
-    TestStack {
-        broker,
-        _postgres: postgres,
-        logger,
-        topology,
-        listener: listener_stop,
-        mail: MailCatcher::new(),
-    }
+    TestStack { broker, _postgres: postgres, logger, topology, listener: listener_stop, mail: MailCatcher::new() }
 }
 
 impl TestStack {

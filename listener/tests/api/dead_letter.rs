@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
-use serde_json::json;
 use logger::testing::TestLogger;
+use serde_json::json;
 use service_kit::testing::{TestMongo, eventually};
 
 use crate::helpers::{PATIENCE, TestBroker, assert_stored_exactly_once, events, spawn_app};

@@ -65,10 +65,8 @@ async fn a_connection_closed_by_rabbitmq_mid_stream_loses_nothing_and_doubles_no
         sent
     };
     let cutting = async {
-        eventually("some events stored", PATIENCE, || async {
-            (logger.stored_logs().await.len() >= 50).then_some(())
-        })
-        .await;
+        eventually("some events stored", PATIENCE, || async { (logger.stored_logs().await.len() >= 50).then_some(()) })
+            .await;
         let closed = testing::close_rabbit_connections(&app.connection_name).await;
         cut.store(true, Ordering::SeqCst);
         closed

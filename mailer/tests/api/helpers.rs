@@ -32,7 +32,8 @@ impl TestApp {
 
     /// `POST /send` with a raw body and content type.
     pub async fn send_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> Answer {
-        let request = self.http.post(format!("{}/send", self.address)).header(reqwest::header::CONTENT_TYPE, content_type);
+        let request =
+            self.http.post(format!("{}/send", self.address)).header(reqwest::header::CONTENT_TYPE, content_type);
         Answer::read(request.body(body).send().await.expect("POST /send")).await
     }
 

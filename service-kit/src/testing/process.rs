@@ -76,7 +76,10 @@ impl ChildServer {
             let address = (wiring::LOCAL_HOST, port);
             eventually(&format!("{what} to listen on port {port}"), patience, || {
                 if let Ok(Some(status)) = server.child.try_wait() {
-                    panic!("{what} exited with {status} before listening on port {port}; its output:\n{}", server.output());
+                    panic!(
+                        "{what} exited with {status} before listening on port {port}; its output:\n{}",
+                        server.output()
+                    );
                 }
                 async move { tokio::net::TcpStream::connect(address).await.ok().map(drop) }
             })

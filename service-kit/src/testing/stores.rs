@@ -84,7 +84,6 @@ impl Drop for TestMongo {
     }
 }
 
-
 impl TestMongo {
     /// The test's database.
     pub async fn database(&self) -> mongodb::Database {
