@@ -8,6 +8,7 @@
 //! - [`rpc`]: the tarpc server implementing `contract::rpc::Logger`.
 //! - [`routes`]: `POST /log`, `GET /logs`, `GET /logs/{id}`.
 //! - [`startup`]: [`Application`] binds both servers and runs them until SIGTERM.
+//! - `testing` (feature): [`testing::TestLogger`], an in-process logger for tests.
 #![forbid(unsafe_code)]
 
 pub mod batch;
@@ -17,6 +18,8 @@ pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use settings::Settings;
 pub use startup::{Application, StopHandle};

@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use crate::settings::MongoSettings;
 
 /// The collection, as in the Go original.
-pub const COLLECTION: &str = "logs";
+pub const COLLECTION: &str = service_kit::wiring::MONGO_COLLECTION;
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
 

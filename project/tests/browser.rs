@@ -1,30 +1,28 @@
 //! The test page in a real browser: headless Chromium driven through chromedriver (fantoccini,
 //! plain HTTP to the local driver) against the RUNNING stack (`bash project/stack.sh up --detach`).
 //!
-//! The test starts its own chromedriver on a free port (killed with its process group on drop),
-//! opens the page (`E2E_FRONTEND_URL`, default http://localhost:8081), clicks every button and
-//! checks what a person would read: the Received pane's message, the status badge, the Output
-//! line, the Sent pane; then that the entries the Test Log and Test Event clicks stored (found in
-//! MongoDB) show up in the live log view. A screenshot of the page is saved to
+//! The test starts its own chromedriver on a free port (a `ChildServer`: killed with its process
+//! group on drop, its output printed when the test fails), opens the page (`E2E_FRONTEND_URL`,
+//! default http://localhost:8081), clicks every button and checks what a person would read: the
+//! Received pane's message, the status badge, the Output line, the Sent pane; then that the
+//! entries the Test Log and Test Event clicks stored (found in MongoDB) show up in the live log
+//! view. A screenshot of the page is saved to
 //! `<target>/screenshots/test-page.png`, also when an assertion fails.
 //!
 //! `E2E_CHROMEDRIVER` and `E2E_CHROMIUM` override the binaries (default the Debian packages').
 
-use std::fs::File;
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use mongodb::bson::{self, Bson, Document, doc};
 use serde_json::{Value, json};
-use service_kit::testing::{self, eventually, unique_name};
+use service_kit::testing::{self, ChildServer, ScratchDir, eventually, free_port, stored_logs};
+use service_kit::wiring;
 
 const E2E_FRONTEND_URL: &str = "E2E_FRONTEND_URL";
-const DEFAULT_FRONTEND_URL: &str = "http://localhost:8081";
 const E2E_CHROMEDRIVER: &str = "E2E_CHROMEDRIVER";
 const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const E2E_CHROMIUM: &str = "E2E_CHROMIUM";
@@ -45,57 +43,32 @@ fn env_or(key: &str, default: &str) -> String {
 
 /// A chromedriver of this test's own, with a fresh Chromium profile directory.
 struct ChromeDriver {
-    child: Child,
+    /// Declared before the profile: dropped (killed, with its Chromium) first.
+    server: ChildServer,
     port: u16,
-    log_path: PathBuf,
-    profile: PathBuf,
+    profile: ScratchDir,
 }
 
 impl ChromeDriver {
     /// Starts chromedriver on a free port and returns once that port accepts connections.
     async fn start() -> Self {
         let binary = env_or(E2E_CHROMEDRIVER, DEFAULT_CHROMEDRIVER);
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-            listener.local_addr().expect("an address").port()
-        };
-        let scratch = std::env::temp_dir();
-        let log_path = scratch.join(format!("{}.log", unique_name("chromedriver")));
-        let profile = scratch.join(unique_name("chromium-profile"));
-        std::fs::create_dir_all(&profile).expect("create the Chromium profile directory");
-        let output = File::create(&log_path).expect("create the chromedriver log");
-        let child = Command::new(&binary)
+        let port = free_port();
+        let profile = ScratchDir::new("chromium-profile");
+        let mut command = Command::new(&binary);
+        command
             .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log_path.display()))
-            // Chromium's own stderr goes to the same log: a crash leaves its reason there.
-            .arg("--enable-chrome-logs")
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("a second log handle"))
-            .stderr(output)
-            // Its own process group, so that dropping it also ends the Chromium it started.
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} (apt install chromium-driver): {e}"));
-        let mut driver = Self { child, port, log_path, profile };
-        let address = format!("127.0.0.1:{port}");
-        eventually(&format!("chromedriver to listen on {address}"), DRIVER_START, || {
-            if let Ok(Some(status)) = driver.child.try_wait() {
-                panic!("chromedriver exited with {status} before listening; its log:\n{}", driver.log());
-            }
-            let listening = TcpStream::connect(&address).is_ok();
-            async move { listening.then_some(()) }
-        })
-        .await;
-        driver
+            // Its log on stderr, which the fixture keeps for a failure message; Chromium's own
+            // output too (a crash leaves its reason there).
+            .arg("--log-path=/dev/stderr")
+            .arg("--enable-chrome-logs");
+        let what = format!("chromedriver ({binary}; apt install chromium-driver)");
+        let server = ChildServer::start(&what, command, &[port], DRIVER_START).await;
+        Self { server, port, profile }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path)
-            .unwrap_or_else(|e| format!("(no log at {}: {e})", self.log_path.display()))
     }
 
     /// A headless Chromium session.
@@ -112,7 +85,7 @@ impl ChromeDriver {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--window-size=1280,1000".to_owned(),
-            format!("--user-data-dir={}", self.profile.display()),
+            format!("--user-data-dir={}", self.profile.path().display()),
         ];
         let capabilities = json!({
             "browserName": "chrome",
@@ -123,20 +96,7 @@ impl ChromeDriver {
             .capabilities(capabilities)
             .connect(&self.url())
             .await
-            .unwrap_or_else(|e| panic!("no Chromium session ({e}); chromedriver's log:\n{}", self.log()))
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and any Chromium process still running.
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log_path);
-        }
+            .unwrap_or_else(|e| panic!("no Chromium session ({e}); chromedriver's output:\n{}", self.server.output()))
     }
 }
 
@@ -214,17 +174,9 @@ async fn wait_for(client: &Client, css: &str, what: &str) {
 }
 
 /// The log entries named like the demo payload that were created since `since`.
-async fn demo_entries_since(logs: &mongodb::Collection<Document>, since: bson::DateTime) -> Vec<Document> {
-    let mut cursor =
-        logs.find(doc! { "name": DEMO_NAME, "created_at": { "$gte": since } }).await.expect("query the log store");
-    let mut found = Vec::new();
-    while cursor.advance().await.expect("read the log store") {
-        let entry: Document = cursor.deserialize_current().expect("a stored document");
-        if entry.get_str("data") == Ok(DEMO_DATA) {
-            found.push(entry);
-        }
-    }
-    found
+async fn demo_entries_since(logs: &mongodb::Database, since: bson::DateTime) -> Vec<Document> {
+    let filter = doc! { "name": DEMO_NAME, "created_at": { "$gte": since } };
+    stored_logs(logs, filter).await.into_iter().filter(|entry| entry.get_str("data") == Ok(DEMO_DATA)).collect()
 }
 
 fn has_event_id(entry: &Document) -> bool {
@@ -251,7 +203,7 @@ async fn assert_in_log_view(client: &Client, entries: &[Document], via_rabbitmq:
 }
 
 /// Clicks every button and checks what the page shows.
-async fn click_every_button(client: Client, page: String, logs: mongodb::Collection<Document>) {
+async fn click_every_button(client: Client, page: String, logs: mongodb::Database) {
     client.goto(&page).await.unwrap_or_else(|e| panic!("open {page}: {e}"));
     assert_eq!(client.title().await.expect("a title"), "Test microservices");
     wait_for(&client, "body[data-ready=\"true\"]", "its script running").await;
@@ -353,7 +305,8 @@ async fn fit_window_to_page(client: &Client) {
 
 #[tokio::test]
 async fn the_test_page_shows_the_answer_to_every_button_and_the_new_log_entries() {
-    let page = env_or(E2E_FRONTEND_URL, DEFAULT_FRONTEND_URL);
+    // As a person opens it: by `localhost`, as the wiring's public URLs are.
+    let page = env_or(E2E_FRONTEND_URL, &format!("http://localhost:{}", wiring::FRONTEND_PORT));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
     match http.get(&page).send().await {
         Ok(response) if response.status().is_success() => {}
@@ -361,8 +314,7 @@ async fn the_test_page_shows_the_answer_to_every_button_and_the_new_log_entries(
         Err(error) => panic!("the frontend is not reachable at {page} ({error}): {START_THE_STACK}"),
     }
     let mongo = mongodb::Client::with_uri_str(testing::mongo_url()).await.expect("a MongoDB client");
-    // The logger's defaults (logger::Settings): database `logs`, collection `logs`.
-    let logs = mongo.database("logs").collection::<Document>("logs");
+    let logs = mongo.database(wiring::MONGO_DB);
 
     let driver = ChromeDriver::start().await;
     let client = driver.session().await;

@@ -362,11 +362,6 @@ mod tests {
         channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap()
     }
 
-    /// A port nothing listens on.
-    fn closed_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
     #[tokio::test]
     async fn a_confirmed_event_waits_in_the_queue_as_persistent_json_even_before_any_consumer_ran() {
         let (topology, _connection, channel) = fixture().await;
@@ -444,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_broker_fails_fast_and_creating_the_publisher_does_not_connect() {
-        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::free_port());
         let publisher = EventPublisher::with_topology(&url, Topology::new("logs_topic", "logs"), TIMEOUT)
             .expect("lazy: nothing to reach yet");
         let started = Instant::now();

@@ -197,7 +197,7 @@ impl LoggerRpc {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
 
@@ -207,8 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_fast_as_unreachable() {
-        // Bind then drop: the port is free and nothing listens on it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::testing::free_port();
         let rpc = LoggerRpc::new(format!("127.0.0.1:{port}"), Duration::from_secs(5));
         let started = Instant::now();
         let error = rpc.write_log(entry()).await.unwrap_err();

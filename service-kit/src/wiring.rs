@@ -32,8 +32,9 @@ pub const MONGO_URL: &str = "mongodb://127.0.0.1:27017";
 /// The authentication service's database (created by the local launcher when missing).
 pub const POSTGRES_DB: &str = "users";
 pub const DSN: &str = "postgres://postgres:password@127.0.0.1:5432/users";
-/// The logger's database (its collection is `logs` too).
+/// The logger's database, and its collection in it.
 pub const MONGO_DB: &str = "logs";
+pub const MONGO_COLLECTION: &str = "logs";
 /// What the browser uses: the page is opened as `localhost`, so these are too.
 pub const BROKER_PUBLIC_URL: &str = "http://localhost:8080";
 pub const MAILCATCHER_PUBLIC_URL: &str = "http://localhost:8025";

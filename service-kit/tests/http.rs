@@ -1,8 +1,9 @@
 //! The plumbing every service shares, exercised through a real server on port 0.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::json;
 use service_kit::server::{HttpService, bind};
+use service_kit::testing::Answer;
 use service_kit::{HttpSettings, Readiness};
 
 #[derive(serde::Deserialize)]
@@ -27,17 +28,14 @@ async fn spawn(readiness: Readiness, cors: Vec<String>) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-async fn body(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON envelope"))
-}
-
 #[tokio::test]
 async fn health_answers_and_ready_reports_each_dependency() {
     let ready = spawn(Readiness::new().check("db", || async { Ok(()) }), vec![]).await;
-    let (status, envelope) = body(reqwest::get(format!("{ready}/health")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{ready}/health")).await.unwrap()).await;
     assert_eq!((status, envelope), (200, json!({"error": false, "message": "ok"})));
-    let (status, envelope) = body(reqwest::get(format!("{ready}/ready")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{ready}/ready")).await.unwrap()).await;
     assert_eq!((status, envelope), (200, json!({"error": false, "message": "ready", "data": {"db": "ok"}})));
 
     let not_ready = spawn(
@@ -45,7 +43,8 @@ async fn health_answers_and_ready_reports_each_dependency() {
         vec![],
     )
     .await;
-    let (status, envelope) = body(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(envelope["data"], json!({"db": "ok", "smtp": "connection refused"}));
 }
@@ -69,7 +68,7 @@ async fn bad_bodies_get_the_right_status_in_the_envelope() {
             .send()
             .await
             .unwrap();
-        let (status, envelope) = body(response).await;
+        let Answer { status, body: envelope, .. } = Answer::read(response).await;
         assert_eq!(status, expected_status, "{why}");
         assert_eq!(envelope["error"], true, "{why}");
         let message = envelope["message"].as_str().unwrap();
@@ -80,7 +79,7 @@ async fn bad_bodies_get_the_right_status_in_the_envelope() {
 #[tokio::test]
 async fn unknown_routes_get_a_404_envelope() {
     let base = spawn(Readiness::new(), vec![]).await;
-    let (status, envelope) = body(reqwest::get(format!("{base}/nope")).await.unwrap()).await;
+    let Answer { status, body: envelope, .. } = Answer::read(reqwest::get(format!("{base}/nope")).await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(envelope, json!({"error": true, "message": "no route for GET /nope"}));
 }

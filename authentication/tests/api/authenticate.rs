@@ -2,13 +2,13 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, envelope, spawn_app, spawn_app_with_cost};
+use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, spawn_app, spawn_app_with_cost};
 
 #[tokio::test]
 async fn the_seed_user_logs_in_with_a_202_and_its_user_data() {
     let app = spawn_app().await;
 
-    let (status, body) = envelope(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await).await;
+    let (status, body) = app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status_and_envelope();
 
     assert_eq!(status, 202, "{body:?}");
     assert!(!body.error);
@@ -30,7 +30,7 @@ async fn the_seed_user_logs_in_with_a_202_and_its_user_data() {
 async fn the_address_is_trimmed_and_compared_case_insensitively() {
     let app = spawn_app().await;
 
-    let (status, body) = envelope(app.authenticate("  Admin@EXAMPLE.com ", SEED_PASSWORD).await).await;
+    let (status, body) = app.authenticate("  Admin@EXAMPLE.com ", SEED_PASSWORD).await.status_and_envelope();
 
     assert_eq!(status, 202, "{body:?}");
     assert_eq!(body.data.unwrap()["email"], SEED_EMAIL);
@@ -48,8 +48,7 @@ async fn unknown_address_wrong_password_and_inactive_user_get_the_same_401() {
     ];
     for (email, password, why) in cases {
         let response = app.authenticate(email, password).await;
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
+        let (status, text) = (response.status, response.text);
         assert_eq!(status, 401, "{why}: {text}");
         assert_eq!(text, r#"{"error":true,"message":"invalid credentials"}"#, "{why}: the very same body");
         assert!(!text.contains(password), "{why}: the password is not echoed");
@@ -72,7 +71,7 @@ async fn an_unknown_address_takes_as_long_as_a_wrong_password() {
         let mut times = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
-            assert_eq!(app.authenticate(email, password).await.status().as_u16(), 401);
+            assert_eq!(app.authenticate(email, password).await.status, 401);
             times.push(started.elapsed());
         }
         times.sort();
@@ -121,7 +120,7 @@ async fn bad_input_gets_a_4xx_that_names_the_problem() {
         ("no content type", None, body(json!({"email": "a@b.c", "password": "x"})), 415, "application/json"),
     ];
     for (why, content_type, payload, expected_status, expected_message) in cases {
-        let (status, body) = envelope(app.post_raw("/authenticate", content_type, payload).await).await;
+        let (status, body) = app.post_raw("/authenticate", content_type, payload).await.status_and_envelope();
         assert_eq!(status, expected_status, "{why}: {body:?}");
         assert!(body.error, "{why}");
         assert!(body.message.contains(expected_message), "{why}: {:?} should name the problem", body.message);

@@ -1,9 +1,9 @@
-use crate::helpers::{envelope, spawn_app};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn health_answers_200_while_the_process_runs() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/health").await).await;
+    let (status, body) = app.get("/health").await.status_and_envelope();
     assert_eq!(status, 200);
     assert!(!body.error);
 }
@@ -11,7 +11,7 @@ async fn health_answers_200_while_the_process_runs() {
 #[tokio::test]
 async fn ready_answers_200_when_postgres_answers() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/ready").await).await;
+    let (status, body) = app.get("/ready").await.status_and_envelope();
     assert_eq!(status, 200, "{body:?}");
     assert_eq!(body.data.unwrap()["postgres"], "ok");
 }
@@ -19,7 +19,7 @@ async fn ready_answers_200_when_postgres_answers() {
 #[tokio::test]
 async fn an_unknown_route_is_a_404_in_the_envelope() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/nope").await).await;
+    let (status, body) = app.get("/nope").await.status_and_envelope();
     assert_eq!(status, 404);
     assert!(body.error && body.message.contains("/nope"), "{body:?}");
 }

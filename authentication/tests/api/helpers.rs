@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use authentication::{Application, DatabaseSettings, Settings};
-use contract::Envelope;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use service_kit::HttpSettings;
-use service_kit::testing::TestPostgres;
+use service_kit::testing::{Answer, TestPostgres};
 
 /// The cheapest bcrypt cost: tests that do not measure cost stay fast.
 pub const TEST_COST: u32 = 4;
@@ -57,24 +56,25 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl TestApp {
-    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.address)).json(body).send().await.expect("the request is answered")
+    pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        let request = self.http.post(format!("{}{path}", self.address)).json(body);
+        Answer::read(request.send().await.expect("the request is answered")).await
     }
 
     /// A body sent as it is, with the given content type (or none).
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
         let mut request = self.http.post(format!("{}{path}", self.address)).body(body);
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }
-        request.send().await.expect("the request is answered")
+        Answer::read(request.send().await.expect("the request is answered")).await
     }
 
-    pub async fn authenticate(&self, email: &str, password: &str) -> reqwest::Response {
+    pub async fn authenticate(&self, email: &str, password: &str) -> Answer {
         self.post_json("/authenticate", &json!({"email": email, "password": password})).await
     }
 
-    pub async fn register(&self, body: &Value) -> reqwest::Response {
+    pub async fn register(&self, body: &Value) -> Answer {
         self.post_json("/users", body).await
     }
 
@@ -83,19 +83,12 @@ impl TestApp {
         let email = format!("{}@example.com", service_kit::testing::unique_name("user"));
         let response =
             self.register(&json!({"email": email, "password": password, "first_name": "Ada", "active": active})).await;
-        assert_eq!(response.status().as_u16(), 201, "registration of {email}");
+        assert_eq!(response.status, 201, "registration of {email}");
         email
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("the request is answered")
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::read(self.http.get(format!("{}{path}", self.address)).send().await.expect("the request is answered"))
+            .await
     }
-}
-
-/// Status and envelope of a response.
-pub async fn envelope(response: reqwest::Response) -> (u16, Envelope) {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not an envelope ({e}): {text}"));
-    (status, body)
 }

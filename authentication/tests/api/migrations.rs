@@ -2,7 +2,7 @@ use authentication::{Application, Settings};
 use service_kit::Env;
 use service_kit::testing::TestPostgres;
 
-use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, envelope, settings, spawn_with};
+use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, settings, spawn_with};
 
 async fn count(db: &TestPostgres, sql: &str) -> i64 {
     db.client().await.query_one(sql, &[]).await.unwrap().get(0)
@@ -59,7 +59,7 @@ async fn a_database_that_already_has_the_users_table_is_taken_over_as_it_is() {
 
     let app = spawn_with(settings(&db.url, TEST_COST), db).await;
 
-    assert_eq!(app.authenticate(SEED_EMAIL, "an older password").await.status().as_u16(), 202);
+    assert_eq!(app.authenticate(SEED_EMAIL, "an older password").await.status, 202);
     assert_eq!(count(&app.db, "SELECT count(*) FROM users").await, 1);
 }
 
@@ -74,7 +74,7 @@ async fn by_default_the_seed_user_is_hashed_at_cost_12() {
 
     let hash: String = app.db.client().await.query_one("SELECT password FROM users", &[]).await.unwrap().get(0);
     assert!(hash.starts_with("$2b$12$"), "{hash}");
-    let (status, body) = envelope(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await).await;
+    let (status, body) = app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status_and_envelope();
     assert_eq!(status, 202, "{body:?}");
 }
 
@@ -95,9 +95,9 @@ async fn hashes_of_any_cost_and_any_bcrypt_version_verify() {
             .unwrap();
     }
     for (email, hash) in &hashes {
-        let (status, body) = envelope(app.authenticate(email, "old password").await).await;
+        let (status, body) = app.authenticate(email, "old password").await.status_and_envelope();
         assert_eq!(status, 202, "{} with {hash}: {body:?}", email);
-        assert_eq!(app.authenticate(email, "wrong password").await.status().as_u16(), 401, "{email}");
+        assert_eq!(app.authenticate(email, "wrong password").await.status, 401, "{email}");
     }
 }
 

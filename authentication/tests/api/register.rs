@@ -1,13 +1,13 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_COST, envelope, spawn_app};
+use crate::helpers::{TEST_COST, spawn_app};
 
 #[tokio::test]
 async fn a_registered_user_can_log_in_at_once() {
     let app = spawn_app().await;
     let body = json!({"email": "Grace@Example.com ", "password": "correct horse", "first_name": "Grace", "last_name": "Hopper"});
 
-    let (status, created) = envelope(app.register(&body).await).await;
+    let (status, created) = app.register(&body).await.status_and_envelope();
     assert_eq!(status, 201, "{created:?}");
     assert_eq!(created.message, "created user grace@example.com");
     let user = created.data.expect("the user");
@@ -16,7 +16,7 @@ async fn a_registered_user_can_log_in_at_once() {
     assert_eq!(user["active"], true, "active unless said otherwise");
     assert!(user.get("password").is_none(), "{user}");
 
-    let (status, login) = envelope(app.authenticate("grace@example.com", "correct horse").await).await;
+    let (status, login) = app.authenticate("grace@example.com", "correct horse").await.status_and_envelope();
     assert_eq!(status, 202, "{login:?}");
     assert_eq!(login.data.unwrap()["id"], user["id"]);
 }
@@ -37,10 +37,11 @@ async fn the_stored_password_is_a_bcrypt_hash_of_the_configured_cost() {
 async fn a_second_registration_of_an_address_is_a_409_whatever_its_case() {
     let app = spawn_app().await;
     let first = app.register(&json!({"email": "dup@example.com", "password": "correct horse"})).await;
-    assert_eq!(first.status().as_u16(), 201);
+    assert_eq!(first.status, 201);
 
     for email in ["dup@example.com", "DUP@example.com", " dup@example.com"] {
-        let (status, body) = envelope(app.register(&json!({"email": email, "password": "another one"})).await).await;
+        let (status, body) =
+            app.register(&json!({"email": email, "password": "another one"})).await.status_and_envelope();
         assert_eq!(status, 409, "{email:?}: {body:?}");
         assert_eq!(body.message, "a user with the e-mail address dup@example.com already exists");
     }
@@ -78,7 +79,7 @@ async fn invalid_registrations_get_a_400_that_names_the_field() {
         ),
     ];
     for (why, body, expected) in cases {
-        let (status, response) = envelope(app.register(&body).await).await;
+        let (status, response) = app.register(&body).await.status_and_envelope();
         assert_eq!(status, 400, "{why}: {response:?}");
         assert!(response.message.contains(expected), "{why}: {:?} should contain {expected:?}", response.message);
         for secret in ["correct horse", "87654321"] {

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 use authentication::DatabaseSettings;
 use authentication::store::{StoreError, UserStore};
 use futures::future::join_all;
-use service_kit::testing::{TestPostgres, eventually};
+use service_kit::testing::{TestPostgres, eventually, free_port};
 
-use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, TestApp, envelope, settings, spawn_app, spawn_with};
+use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, TestApp, settings, spawn_app, spawn_with};
 use crate::proxy::{Mode, PgProxy};
 
 /// What "quickly" means for a failing database: well under a client's patience.
@@ -17,7 +17,7 @@ async fn the_service_recovers_by_itself_after_its_database_sessions_are_terminat
     let app = spawn_app().await;
     // Several logins at once leave several connections in the pool.
     let logins = join_all((0..4).map(|_| app.authenticate(SEED_EMAIL, SEED_PASSWORD))).await;
-    assert!(logins.iter().all(|r| r.status().as_u16() == 202));
+    assert!(logins.iter().all(|r| r.status == 202));
 
     let admin = app.db.client().await;
     let terminated = admin
@@ -32,10 +32,10 @@ async fn the_service_recovers_by_itself_after_its_database_sessions_are_terminat
     // No restart, no waiting: the very next requests get fresh connections.
     let logins = join_all((0..4).map(|_| app.authenticate(SEED_EMAIL, SEED_PASSWORD))).await;
     for login in logins {
-        let (status, body) = envelope(login).await;
+        let (status, body) = login.status_and_envelope();
         assert_eq!(status, 202, "{body:?}");
     }
-    assert_eq!(app.get("/ready").await.status().as_u16(), 200);
+    assert_eq!(app.get("/ready").await.status, 200);
 }
 
 /// The service reaching its database through a proxy the test controls.
@@ -68,11 +68,11 @@ async fn assert_unavailable_quickly(app: &TestApp, why: &str) {
     let started = Instant::now();
     let (ready, login) = tokio::join!(app.get("/ready"), app.authenticate(SEED_EMAIL, SEED_PASSWORD));
     let elapsed = started.elapsed();
-    let (ready_status, ready_body) = envelope(ready).await;
+    let (ready_status, ready_body) = ready.status_and_envelope();
     assert_eq!(ready_status, 503, "{why}: /ready {ready_body:?}");
     assert_ne!(ready_body.data.unwrap()["postgres"], "ok", "{why}");
-    assert_eq!(login.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()), Some("1".into()), "{why}");
-    let (login_status, login_body) = envelope(login).await;
+    assert_eq!(login.header("retry-after"), Some("1"), "{why}");
+    let (login_status, login_body) = login.status_and_envelope();
     assert_eq!(login_status, 503, "{why}: /authenticate {login_body:?}");
     assert_eq!(login_body.message, "the user database is unavailable, try again shortly", "{why}");
     assert!(elapsed < QUICKLY, "{why}: answered after {elapsed:?}");
@@ -80,16 +80,16 @@ async fn assert_unavailable_quickly(app: &TestApp, why: &str) {
 
 async fn wait_for_recovery(app: &TestApp) {
     eventually("a login once Postgres is back", Duration::from_secs(5), || async {
-        (app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status().as_u16() == 202).then_some(())
+        (app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status == 202).then_some(())
     })
     .await;
-    assert_eq!(app.get("/ready").await.status().as_u16(), 200);
+    assert_eq!(app.get("/ready").await.status, 200);
 }
 
 #[tokio::test]
 async fn with_postgres_refusing_connections_requests_get_a_503_quickly_and_recover_when_it_returns() {
     let (app, proxy) = spawn_behind_proxy().await;
-    assert_eq!(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status().as_u16(), 202);
+    assert_eq!(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status, 202);
 
     proxy.set(Mode::Down);
     assert_unavailable_quickly(&app, "connections refused").await;
@@ -101,7 +101,7 @@ async fn with_postgres_refusing_connections_requests_get_a_503_quickly_and_recov
 #[tokio::test]
 async fn with_postgres_hanging_requests_get_a_503_quickly_and_recover_when_it_answers_again() {
     let (app, proxy) = spawn_behind_proxy().await;
-    assert_eq!(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status().as_u16(), 202);
+    assert_eq!(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status, 202);
 
     proxy.set(Mode::Hung);
     assert_unavailable_quickly(&app, "server hanging").await;
@@ -112,7 +112,7 @@ async fn with_postgres_hanging_requests_get_a_503_quickly_and_recover_when_it_an
 
 #[tokio::test]
 async fn a_pool_pointed_at_a_closed_port_reports_unavailable_quickly() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = free_port();
     let store =
         UserStore::new(&DatabaseSettings::new(format!("postgres://postgres@127.0.0.1:{closed_port}/users"))).unwrap();
 

@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::doc;
 use serde_json::json;
-use service_kit::testing::{MailCatcher, eventually, unique_name};
+use service_kit::testing::{MailCatcher, eventually, free_port, unique_name};
 
-use crate::helpers::closed_port;
 use crate::stack::{named, spawn_stack, spawn_stack_with};
 
 const SEED_EMAIL: &str = "admin@example.com";
@@ -70,7 +69,7 @@ async fn auth_with_a_wrong_password_answers_401_and_records_the_failed_attempt_w
 #[tokio::test]
 async fn a_login_succeeds_at_once_when_its_event_cannot_be_published() {
     let stack = spawn_stack_with(|settings| {
-        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
         settings.rabbit_timeout = Duration::from_secs(3);
     })
     .await;
@@ -168,7 +167,7 @@ async fn log_answers_502_naming_the_logger_once_it_stopped() {
     let answer = stack.broker.handle(&json!({"action": "log", "log": {"name": "before", "data": "d"}})).await;
     assert_eq!(answer.status, 202, "{}", answer.body);
     // Not awaited: the logger's RPC side closes at once, its HTTP side drains in the background.
-    let logger = stack.logger.clone();
+    let logger = stack.logger.stop_handle();
     tokio::spawn(async move { logger.stop().await });
     let answer = eventually("the broker to notice the logger stopped", Duration::from_secs(10), || async {
         let started = Instant::now();

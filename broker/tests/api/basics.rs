@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 use contract::handle::HandleRequest;
 use serde_json::Value;
 
-use crate::helpers::{read, settings_with_downstreams_down, spawn_broker};
+use crate::helpers::{Answer, settings_with_downstreams_down, spawn_broker};
 
 #[tokio::test]
 async fn posting_to_the_root_hits_the_broker() {
     let app = spawn_broker(settings_with_downstreams_down()).await;
-    let answer = read(app.http.post(&app.address).send().await.unwrap()).await;
+    let answer = Answer::read(app.http.post(&app.address).send().await.unwrap()).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, serde_json::json!({"error": false, "message": "Hit the broker"}));
 }

@@ -10,6 +10,7 @@ use broker::{Application, Settings};
 use serde_json::Value;
 use service_kit::HttpSettings;
 pub use service_kit::testing::Answer;
+use service_kit::testing::free_port;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -27,7 +28,7 @@ impl TestApp {
     pub async fn handle(&self, body: &Value) -> Answer {
         let response =
             self.http.post(format!("{}/handle", self.address)).json(body).send().await.expect("POST /handle");
-        read(response).await
+        Answer::read(response).await
     }
 
     /// `POST /handle` with any body and content type.
@@ -36,16 +37,12 @@ impl TestApp {
         if let Some(content_type) = content_type {
             request = request.header("Content-Type", content_type);
         }
-        read(request.send().await.expect("POST /handle")).await
+        Answer::read(request.send().await.expect("POST /handle")).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        read(self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")).await
+        Answer::read(self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")).await
     }
-}
-
-pub async fn read(response: reqwest::Response) -> Answer {
-    Answer::read(response).await
 }
 
 /// Starts a broker with `settings` (its port is replaced by 0) and returns once it serves.
@@ -59,19 +56,13 @@ pub async fn spawn_broker(mut settings: Settings) -> TestApp {
     TestApp { address, http, settings }
 }
 
-/// A port nothing listens on: bound, then released.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("an address").port()
-}
-
 /// Settings whose four downstreams are all at closed ports, with short timeouts.
 pub fn settings_with_downstreams_down() -> Settings {
     let mut settings = Settings::from_env(&service_kit::Env::default()).expect("default settings");
-    settings.auth_url = format!("http://127.0.0.1:{}", closed_port());
-    settings.mailer_url = format!("http://127.0.0.1:{}", closed_port());
-    settings.logger_rpc_addr = format!("127.0.0.1:{}", closed_port());
-    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+    settings.auth_url = format!("http://127.0.0.1:{}", free_port());
+    settings.mailer_url = format!("http://127.0.0.1:{}", free_port());
+    settings.logger_rpc_addr = format!("127.0.0.1:{}", free_port());
+    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
     settings.exchange = service_kit::testing::unique_name("broker-test");
     settings.queue = service_kit::testing::unique_name("broker-test-q");
     for timeout in [

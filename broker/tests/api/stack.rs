@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use broker::Settings;
+use logger::testing::TestLogger;
 use mongodb::bson::{Document, doc};
 use service_kit::amqp::Topology;
-use service_kit::testing::{self, MailCatcher, TestMongo, TestPostgres, eventually, unique_name};
+use service_kit::testing::{self, MailCatcher, TestMongo, TestPostgres, eventually, stored_logs, unique_name};
 use service_kit::{Env, HttpSettings};
 
 use crate::helpers::{TestApp, spawn_broker};
@@ -16,11 +17,10 @@ pub struct TestStack {
     pub broker: TestApp,
     /// The authentication service's database (dropped with the stack).
     _postgres: TestPostgres,
-    /// The logger's database (dropped with the stack).
-    pub mongo: TestMongo,
+    /// The logger, with its database (dropped with the stack).
+    pub logger: TestLogger,
     /// The listener's exchange and queue.
     pub topology: Topology,
-    pub logger: logger::StopHandle,
     pub listener: listener::StopHandle,
     /// The SMTP catcher the mailer sends to.
     pub mail: MailCatcher,
@@ -35,7 +35,6 @@ pub async fn spawn_stack() -> TestStack {
 pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     service_kit::telemetry::init_for_tests();
     let postgres = TestPostgres::create().await;
-    let mongo = TestMongo::new();
     let exchange = unique_name("broker-ex");
     let queue = unique_name("broker-q");
 
@@ -47,17 +46,8 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     let auth_url = format!("http://127.0.0.1:{}", auth.port());
     tokio::spawn(auth.run_until_stopped());
 
-    let mut settings = logger::Settings::from_env(&Env::from_pairs([
-        ("MONGO_URL", mongo.url.as_str()),
-        ("MONGO_DB", mongo.name.as_str()),
-        ("RPC_PORT", "0"),
-    ]))
-    .expect("logger settings");
-    settings.http = HttpSettings::ephemeral();
-    let logger = logger::Application::build(settings).await.expect("the logger starts");
-    let logger_rpc_addr = format!("127.0.0.1:{}", logger.rpc_port());
-    let logger_stop = logger.stop_handle();
-    tokio::spawn(logger.run_until_stopped());
+    let logger = TestLogger::spawn(TestMongo::new()).await;
+    let logger_rpc_addr = logger.rpc_addr.clone();
 
     let smtp_port = testing::smtp_port().to_string();
     let mut settings = mailer::Settings::from_env(&Env::from_pairs([
@@ -107,28 +97,13 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     })
     .await;
 
-    TestStack {
-        broker,
-        _postgres: postgres,
-        mongo,
-        topology,
-        logger: logger_stop,
-        listener: listener_stop,
-        mail: MailCatcher::new(),
-    }
+    TestStack { broker, _postgres: postgres, logger, topology, listener: listener_stop, mail: MailCatcher::new() }
 }
 
 impl TestStack {
     /// The stored log entries matching `filter`, straight from MongoDB.
     pub async fn stored(&self, filter: Document) -> Vec<Document> {
-        let client = self.mongo.client().await;
-        let collection = client.database(&self.mongo.name).collection::<Document>("logs");
-        let mut cursor = collection.find(filter).await.expect("query the log store");
-        let mut found = Vec::new();
-        while cursor.advance().await.expect("read the log store") {
-            found.push(cursor.deserialize_current().expect("a document"));
-        }
-        found
+        stored_logs(&self.logger.mongo.database().await, filter).await
     }
 
     /// Waits until exactly one entry matches `filter` and returns it.

@@ -1,15 +1,16 @@
 use std::collections::HashSet;
 
+use logger::testing::TestLogger;
 use serde_json::json;
-use service_kit::testing::eventually;
+use service_kit::testing::{TestMongo, eventually};
 
-use crate::helpers::{PATIENCE, TestBroker, TestLogger, assert_stored_exactly_once, events, spawn_app};
+use crate::helpers::{PATIENCE, TestBroker, assert_stored_exactly_once, events, spawn_app};
 
 #[tokio::test]
 async fn malformed_messages_go_to_the_dead_letter_queue_and_the_others_are_stored() {
-    let logger = TestLogger::spawn().await;
+    let logger = TestLogger::spawn(TestMongo::new()).await;
     let broker = TestBroker::new().await;
-    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    let app = spawn_app(&broker, &logger.rpc_addr).await;
     let valid = events(3);
     let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
     let malformed: Vec<(Vec<u8>, &str)> = vec![

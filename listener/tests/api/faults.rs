@@ -1,20 +1,19 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use service_kit::testing::{self, eventually};
+use logger::testing::TestLogger;
+use service_kit::testing::{self, Answer, TestMongo, eventually};
 
-use crate::helpers::{
-    PATIENCE, TestBroker, TestLogger, assert_stored_exactly_once, events, spawn_app, spawn_app_with, stored,
-};
+use crate::helpers::{PATIENCE, TestBroker, assert_stored_exactly_once, events, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn events_published_while_the_logger_is_down_are_stored_once_it_is_back_and_none_is_lost() {
-    let logger = TestLogger::spawn().await;
+    let logger = TestLogger::spawn(TestMongo::new()).await;
     let rpc_port = logger.rpc_port;
     let broker = TestBroker::new().await;
     // One attempt per event: were waiting for the logger counted, everything sent while it is
     // down would be dead-lettered at the first failure.
-    let app = spawn_app_with(&broker, &logger.rpc_addr(), |settings| settings.max_attempts = 1).await;
+    let app = spawn_app_with(&broker, &logger.rpc_addr, |settings| settings.max_attempts = 1).await;
     let before = events(20);
     broker.publish_all(&before).await;
     assert_stored_exactly_once(&logger.mongo, &before).await;
@@ -27,12 +26,12 @@ async fn events_published_while_the_logger_is_down_are_stored_once_it_is_back_an
         (broker.queue_state(&broker.topology.queue).await.0 == 0).then_some(())
     })
     .await;
-    let (status, body) = app.ready().await;
+    let Answer { status, body, .. } = app.ready().await;
     assert_eq!(status, 503, "not ready without the logger: {body}");
     assert_ne!(body["data"]["logger"], "ok", "{body}");
-    assert_eq!(stored(&mongo).await.len(), before.len(), "nothing stored while the logger is down");
+    assert_eq!(mongo.stored_logs().await.len(), before.len(), "nothing stored while the logger is down");
 
-    let logger = TestLogger::spawn_on(mongo, rpc_port).await;
+    let logger = TestLogger::spawn_with(mongo, |settings| settings.rpc_port = rpc_port).await;
 
     let all: Vec<_> = before.iter().chain(&during).cloned().collect();
     assert_stored_exactly_once(&logger.mongo, &all).await;
@@ -44,9 +43,9 @@ async fn events_published_while_the_logger_is_down_are_stored_once_it_is_back_an
 
 #[tokio::test]
 async fn a_connection_closed_by_rabbitmq_mid_stream_loses_nothing_and_doubles_nothing() {
-    let logger = TestLogger::spawn().await;
+    let logger = TestLogger::spawn(TestMongo::new()).await;
     let broker = TestBroker::new().await;
-    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    let app = spawn_app(&broker, &logger.rpc_addr).await;
     app.wait_until_ready().await;
     // Events flow at a steady pace before, during and after the cut, whatever its timing.
     let cut = AtomicBool::new(false);
@@ -66,10 +65,8 @@ async fn a_connection_closed_by_rabbitmq_mid_stream_loses_nothing_and_doubles_no
         sent
     };
     let cutting = async {
-        eventually("some events stored", PATIENCE, || async {
-            (stored(&logger.mongo).await.len() >= 50).then_some(())
-        })
-        .await;
+        eventually("some events stored", PATIENCE, || async { (logger.stored_logs().await.len() >= 50).then_some(()) })
+            .await;
         let closed = testing::close_rabbit_connections(&app.connection_name).await;
         cut.store(true, Ordering::SeqCst);
         closed

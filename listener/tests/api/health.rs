@@ -1,22 +1,25 @@
-use crate::helpers::{TestBroker, TestLogger, closed_port, spawn_app, spawn_app_with};
+use logger::testing::TestLogger;
+use service_kit::testing::{Answer, TestMongo, free_port};
+
+use crate::helpers::{TestBroker, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_answers_200_while_the_process_runs() {
     let broker = TestBroker::new().await;
-    let app = spawn_app(&broker, &format!("127.0.0.1:{}", closed_port())).await;
+    let app = spawn_app(&broker, &format!("127.0.0.1:{}", free_port())).await;
     let response = app.get("/health").await;
-    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.status, 200);
     app.stop().await;
     broker.cleanup().await;
 }
 
 #[tokio::test]
 async fn ready_answers_200_once_consuming_with_the_logger_reachable() {
-    let logger = TestLogger::spawn().await;
+    let logger = TestLogger::spawn(TestMongo::new()).await;
     let broker = TestBroker::new().await;
-    let app = spawn_app(&broker, &logger.rpc_addr()).await;
+    let app = spawn_app(&broker, &logger.rpc_addr).await;
     app.wait_until_ready().await;
-    let (_, body) = app.ready().await;
+    let body = app.ready().await.body;
     assert_eq!(body["data"]["rabbitmq"], "ok", "{body}");
     assert_eq!(body["data"]["logger"], "ok", "{body}");
     app.stop().await;
@@ -26,11 +29,11 @@ async fn ready_answers_200_once_consuming_with_the_logger_reachable() {
 #[tokio::test]
 async fn ready_answers_503_and_names_what_is_down() {
     let broker = TestBroker::new().await;
-    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", closed_port()), |settings| {
-        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", free_port()), |settings| {
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
     })
     .await;
-    let (status, body) = app.ready().await;
+    let Answer { status, body, .. } = app.ready().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], true, "{body}");
     let rabbitmq = body["data"]["rabbitmq"].as_str().unwrap();
@@ -38,7 +41,7 @@ async fn ready_answers_503_and_names_what_is_down() {
     assert_ne!(rabbitmq, "ok", "{body}");
     assert!(logger.contains("unreachable"), "{body}");
     // It keeps running (and retrying) instead of exiting.
-    assert_eq!(app.get("/health").await.status().as_u16(), 200);
+    assert_eq!(app.get("/health").await.status, 200);
     app.stop().await;
     broker.cleanup().await;
 }

@@ -3,62 +3,17 @@ use std::time::Duration;
 
 use contract::event::LogEvent;
 use contract::log::{Level, LogPayload};
-use futures::TryStreamExt;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use listener::{Application, Settings, StopHandle};
 use mongodb::bson::Document;
 use service_kit::amqp::{EventPublisher, Topology};
-use service_kit::testing::{self, TestMongo, eventually, unique_name};
+use service_kit::testing::{self, Answer, TestMongo, eventually, unique_name};
 use tokio::task::JoinHandle;
 
 /// How long a test waits for an effect (events stored, a reconnection) before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A logger running in-process on free ports, with its own MongoDB database.
-pub struct TestLogger {
-    pub rpc_port: u16,
-    pub mongo: TestMongo,
-    server: JoinHandle<anyhow::Result<()>>,
-}
-
-impl TestLogger {
-    pub async fn spawn() -> Self {
-        Self::spawn_on(TestMongo::new(), 0).await
-    }
-
-    /// A logger on `rpc_port` (0: any) over `mongo`: a restart reuses both.
-    pub async fn spawn_on(mongo: TestMongo, rpc_port: u16) -> Self {
-        let mut settings = logger::Settings::ephemeral(mongo.url.clone(), mongo.name.clone());
-        settings.rpc_port = rpc_port;
-        let app = logger::Application::build(settings).await.expect("the logger builds");
-        let rpc_port = app.rpc_port();
-        let server = tokio::spawn(app.run_until_stopped());
-        Self { rpc_port, mongo, server }
-    }
-
-    pub fn rpc_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.rpc_port)
-    }
-
-    /// Kills it, as a crash would: its RPC port is closed and its connections are cut.
-    /// Returns its database for a restart.
-    pub async fn kill(self) -> TestMongo {
-        // Not `StopHandle::stop`: the logger's graceful stop can wait forever (its
-        // `run_until_stopped` awaits the HTTP server's stop without polling that server).
-        self.server.abort();
-        let _ = self.server.await;
-        self.mongo
-    }
-}
-
-/// The stored documents, as MongoDB has them.
-pub async fn stored(mongo: &TestMongo) -> Vec<Document> {
-    let client = mongo.client().await;
-    let logs = client.database(&mongo.name).collection::<Document>("logs");
-    logs.find(Document::new()).await.expect("find").try_collect().await.expect("read the documents")
-}
 
 /// The event ids of stored documents.
 pub fn event_ids(documents: &[Document]) -> Vec<String> {
@@ -70,7 +25,7 @@ pub fn event_ids(documents: &[Document]) -> Vec<String> {
 pub async fn assert_stored_exactly_once(mongo: &TestMongo, expected: &[LogEvent]) {
     let wanted: HashSet<String> = expected.iter().map(|e| e.id.hyphenated().to_string()).collect();
     let documents = eventually(&format!("{} events stored", wanted.len()), PATIENCE, || async {
-        let documents = stored(mongo).await;
+        let documents = mongo.stored_logs().await;
         let ids = event_ids(&documents);
         let distinct: HashSet<&String> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len(), "an event was stored twice");
@@ -223,20 +178,18 @@ pub async fn spawn_app_with(broker: &TestBroker, logger_addr: &str, customise: i
 }
 
 impl TestApp {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::read(self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")).await
     }
 
-    /// `/ready`'s status and body.
-    pub async fn ready(&self) -> (u16, serde_json::Value) {
-        let response = self.get("/ready").await;
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
+    /// `GET /ready`.
+    pub async fn ready(&self) -> Answer {
+        self.get("/ready").await
     }
 
     /// Waits until `/ready` answers 200.
     pub async fn wait_until_ready(&self) {
-        eventually("the listener to be ready", PATIENCE, || async { (self.ready().await.0 == 200).then_some(()) })
+        eventually("the listener to be ready", PATIENCE, || async { (self.ready().await.status == 200).then_some(()) })
             .await;
     }
 
@@ -245,9 +198,4 @@ impl TestApp {
         self.stop.stop().await;
         self.server.await.expect("the listener task ends").expect("the listener stops cleanly");
     }
-}
-
-/// A port nothing listens on.
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -1,12 +1,7 @@
-use contract::Envelope;
 use contract::validate::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{entry, spawn_app};
-
-async fn envelope(response: reqwest::Response) -> Envelope {
-    response.json().await.expect("an envelope")
-}
 
 #[tokio::test]
 async fn post_log_returns_202_logged_and_stores_the_entry() {
@@ -14,8 +9,8 @@ async fn post_log_returns_202_logged_and_stores_the_entry() {
 
     let response = app.post_log(&json!({"name": "event", "data": "Some kind of data"})).await;
 
-    assert_eq!(response.status(), 202);
-    let body = envelope(response).await;
+    assert_eq!(response.status, 202);
+    let body = response.envelope();
     assert!(!body.error);
     assert_eq!(body.message, "logged");
     let id = body.data.unwrap()["id"].as_str().expect("the new entry's id").to_owned();
@@ -34,7 +29,7 @@ async fn post_log_returns_202_logged_and_stores_the_entry() {
 async fn post_log_keeps_the_given_level() {
     let app = spawn_app().await;
     let response = app.post_log(&json!({"name": "n", "data": "d", "level": "warning"})).await;
-    assert_eq!(response.status(), 202);
+    assert_eq!(response.status, 202);
     assert_eq!(app.stored().await[0].get_str("level").unwrap(), "WARNING");
 }
 
@@ -48,8 +43,8 @@ async fn get_logs_lists_newest_first_and_pages_with_before() {
         let app = &app;
         async move {
             let response = app.get(&format!("/logs{query}")).await;
-            assert_eq!(response.status(), 200, "GET /logs{query}");
-            let entries = envelope(response).await.data.unwrap();
+            assert_eq!(response.status, 200, "GET /logs{query}");
+            let entries = response.envelope().data.unwrap();
             entries
                 .as_array()
                 .unwrap()
@@ -78,8 +73,8 @@ async fn get_log_by_id_returns_the_entry() {
 
     let response = app.get(&format!("/logs/{id}")).await;
 
-    assert_eq!(response.status(), 200);
-    let data = envelope(response).await.data.unwrap();
+    assert_eq!(response.status, 200);
+    let data = response.envelope().data.unwrap();
     assert_eq!(data["id"], id.as_str());
     assert_eq!(data["name"], "one");
     assert_eq!(data["data"], "data");
@@ -97,8 +92,8 @@ async fn get_log_is_404_when_absent_and_400_when_the_id_is_malformed() {
     ];
     for (path, status, message, why) in cases {
         let response = app.get(path).await;
-        assert_eq!(response.status(), status, "{why}");
-        let body = envelope(response).await;
+        assert_eq!(response.status, status, "{why}");
+        let body = response.envelope();
         assert!(body.error, "{why}");
         assert!(body.message.contains(message), "{why}: {:?} should contain {message:?}", body.message);
     }
@@ -141,8 +136,8 @@ async fn bad_requests_are_refused_with_a_message_that_names_the_problem_and_noth
     ];
     for (why, body, content_type, status, message) in cases {
         let response = app.post_log_raw(body, content_type).await;
-        assert_eq!(response.status(), status, "{why}");
-        let body = envelope(response).await;
+        assert_eq!(response.status, status, "{why}");
+        let body = response.envelope();
         assert!(body.error, "{why}");
         assert!(body.message.contains(message), "{why}: {:?} should contain {message:?}", body.message);
     }
@@ -161,8 +156,8 @@ async fn bad_listing_queries_are_400() {
     ];
     for (query, message, why) in cases {
         let response = app.get(&format!("/logs{query}")).await;
-        assert_eq!(response.status(), 400, "{why}");
-        let body: Value = response.json().await.unwrap();
+        assert_eq!(response.status, 400, "{why}");
+        let body = &response.body;
         assert_eq!(body["error"], true, "{why}");
         let text = body["message"].as_str().unwrap();
         assert!(text.contains(message), "{why}: {text:?} should contain {message:?}");
@@ -172,8 +167,8 @@ async fn bad_listing_queries_are_400() {
 #[tokio::test]
 async fn health_and_readiness_answer_when_mongodb_is_up() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/health").await.status(), 200);
+    assert_eq!(app.get("/health").await.status, 200);
     let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), 200);
-    assert_eq!(envelope(ready).await.data.unwrap()["mongodb"], "ok");
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.envelope().data.unwrap()["mongodb"], "ok");
 }

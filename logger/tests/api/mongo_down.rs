@@ -3,9 +3,10 @@ use std::time::{Duration, Instant};
 use contract::log::LogError;
 use serde_json::json;
 use service_kit::logger_client::RpcError;
-use service_kit::testing::eventually;
 
-use crate::helpers::{OwnMongo, entry, free_port, spawn_app_with};
+use service_kit::testing::{eventually, free_port};
+
+use crate::helpers::{OwnMongo, entry, spawn_app_with};
 
 /// "Fast": MongoDB's server selection timeout (2 s) plus slack, far below the client's 5 s.
 const FAST: Duration = Duration::from_millis(3500);
@@ -28,11 +29,11 @@ async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_bac
     assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
     let started = Instant::now();
     let response = app.post_log(&json!({"name": "while down", "data": ""})).await;
-    assert_eq!(response.status(), 503);
-    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(response.status, 503);
+    let body = &response.body;
     assert!(body["message"].as_str().unwrap().contains("MongoDB is unreachable"), "{body}");
     assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
-    assert_eq!(app.get("/ready").await.status(), 503);
+    assert_eq!(app.get("/ready").await.status, 503);
 
     mongo.restart().await;
 
@@ -43,7 +44,7 @@ async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_bac
     .await;
     let names: Vec<String> = app.rpc.recent(10, None).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["after", "before"], "nothing was stored while MongoDB was down");
-    assert_eq!(app.get("/ready").await.status(), 200);
+    assert_eq!(app.get("/ready").await.status, 200);
 }
 
 #[tokio::test]
@@ -60,7 +61,7 @@ async fn the_logger_starts_without_mongodb_and_says_it_is_unavailable() {
     assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
 
     let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready.status, 503);
+    let body = &ready.body;
     assert_ne!(body["data"]["mongodb"], "ok", "{body}");
 }

@@ -1,7 +1,7 @@
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use logger::{Application, Settings};
+use logger::testing::{STOP_BOUND, TestLogger};
 use service_kit::logger_client::{LoggerRpc, RpcError};
 
 use crate::helpers::{entry, spawn_app};
@@ -9,7 +9,7 @@ use crate::helpers::{entry, spawn_app};
 #[tokio::test]
 async fn the_shared_client_reconnects_after_the_logger_restarts_on_the_same_port() {
     let app = spawn_app().await;
-    let (port, rpc_port) = (app.port, app.rpc_port);
+    let (port, rpc_port) = (app.logger.port, app.logger.rpc_port);
     let rpc = app.rpc.clone();
     let first = rpc.write_log(entry("before the restart", "")).await.unwrap();
 
@@ -22,19 +22,36 @@ async fn the_shared_client_reconnects_after_the_logger_restarts_on_the_same_port
     assert!(matches!(error, RpcError::Unreachable(_)), "{error:?}");
 
     // A new logger on the same RPC port and database.
-    let mut settings = Settings::ephemeral(mongo.url.clone(), mongo.name.clone());
-    settings.rpc_port = rpc_port;
-    let again = Application::build(settings).await.expect("the logger builds again");
-    let stop = again.stop_handle();
-    let server = tokio::spawn(again.run_until_stopped());
+    let again = TestLogger::spawn_with(mongo, |settings| settings.rpc_port = rpc_port).await;
 
     let second = rpc.write_log(entry("after the restart", "")).await.expect("the same client reconnects by itself");
     assert_ne!(first, second);
     let names: Vec<String> = rpc.recent(10, None).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["after the restart", "before the restart"]);
 
-    stop.stop().await;
-    server.await.unwrap().unwrap();
+    again.stop().await;
+}
+
+#[tokio::test]
+async fn a_stop_returns_within_a_bound_with_or_without_idle_clients_connected() {
+    // Without a connection the RPC server ends at once, before the HTTP server: the order in
+    // which a stop once waited forever. With idle connections (held open by the clones until
+    // after the stop) both servers have something to close.
+    for idle_clients in [false, true] {
+        let app = spawn_app().await;
+        let (rpc, http) = (app.rpc.clone(), app.http.clone());
+        if idle_clients {
+            rpc.ping().await.expect("the RPC connection is up");
+            assert_eq!(app.get("/health").await.status, 200);
+        }
+
+        let started = Instant::now();
+        app.stop().await;
+
+        let took = started.elapsed();
+        assert!(took < STOP_BOUND, "idle clients: {idle_clients}: the stop took {took:?}");
+        drop((rpc, http));
+    }
 }
 
 #[tokio::test]
@@ -47,14 +64,14 @@ async fn clones_of_the_client_share_one_connection() {
     }
 
     // One RPC connection from this process to the logger's port, whatever the number of clones.
-    let connections = established_connections_to(app.rpc_port);
+    let connections = established_connections_to(app.logger.rpc_port);
     assert_eq!(connections, 1, "one shared connection");
 }
 
 #[tokio::test]
 async fn a_call_that_cannot_be_answered_in_time_fails_with_a_timeout() {
     let app = spawn_app().await;
-    let impatient = LoggerRpc::new(format!("127.0.0.1:{}", app.rpc_port), Duration::from_nanos(1));
+    let impatient = LoggerRpc::new(app.logger.rpc_addr.clone(), Duration::from_nanos(1));
     let error = impatient.ping().await.unwrap_err();
     assert!(matches!(error, RpcError::Timeout(_)), "{error:?}");
     // Another client with a sensible bound is unaffected.

@@ -83,7 +83,7 @@ async fn two_hundred_concurrent_callers_get_two_hundred_distinct_ids_and_documen
     assert_eq!(ids.len(), 200, "every caller gets its own id");
     let stored: HashSet<String> = app.stored().await.iter().map(|d| d.get_object_id("_id").unwrap().to_hex()).collect();
     assert_eq!(stored, ids, "exactly the 200 documents the callers were told about");
-    let (inserts, entries) = (app.write_stats.inserts(), app.write_stats.entries());
+    let (inserts, entries) = (app.logger.write_stats.inserts(), app.logger.write_stats.entries());
     println!("200 concurrent writes took {inserts} insert_many calls");
     assert_eq!(entries, 200);
     assert!(inserts < 100, "the writes were grouped: {inserts} inserts for 200 entries");
@@ -106,9 +106,9 @@ async fn writes_without_grouping_give_the_same_results() {
 
     assert_eq!(results.into_iter().map(Result::unwrap).collect::<HashSet<_>>().len(), 50);
     assert_eq!(first, again);
-    assert_eq!(over_http.status(), 202);
+    assert_eq!(over_http.status, 202);
     assert_eq!(app.stored_count().await, 52);
-    assert_eq!(app.write_stats.inserts(), 53, "one insert per write, the duplicate included");
+    assert_eq!(app.logger.write_stats.inserts(), 53, "one insert per write, the duplicate included");
 }
 
 #[tokio::test]

@@ -1,16 +1,16 @@
-use crate::helpers::{envelope, spawn_app};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn health_answers_200() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/health").await).await;
+    let (status, body) = app.get("/health").await.status_and_envelope();
     assert_eq!((status, body.error), (200, false));
 }
 
 #[tokio::test]
 async fn ready_answers_200_when_the_smtp_server_answers() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/ready").await).await;
+    let (status, body) = app.get("/ready").await.status_and_envelope();
     assert_eq!(status, 200, "{body:?}");
     assert_eq!(body.data.unwrap()["smtp"], "ok");
 }
@@ -18,6 +18,6 @@ async fn ready_answers_200_when_the_smtp_server_answers() {
 #[tokio::test]
 async fn an_unknown_route_is_a_404_in_the_envelope() {
     let app = spawn_app().await;
-    let (status, body) = envelope(app.get("/nope").await).await;
+    let (status, body) = app.get("/nope").await.status_and_envelope();
     assert_eq!((status, body.error), (404, true));
 }

@@ -1,8 +1,6 @@
-//! `spawn_app()` and an own maildev instance for outage tests.
+//! `spawn_app()`, an own maildev instance for outage tests, and a counting SMTP proxy.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +8,7 @@ use std::time::Duration;
 use mailer::settings::{FROM_ADDRESS, FROM_NAME, MAIL_HOST, MAIL_PORT};
 use mailer::{Application, Settings};
 use serde_json::{Value, json};
-use service_kit::testing::{self, MailCatcher, eventually};
+use service_kit::testing::{self, Answer, ChildServer, MailCatcher, ScratchDir, free_port};
 use service_kit::{Env, HttpSettings};
 
 /// The sender of mails without a `from` in these tests (not the default, to prove the setting is used).
@@ -27,23 +25,20 @@ pub struct TestApp {
 
 impl TestApp {
     /// `POST /send` with a JSON body.
-    pub async fn send(&self, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}/send", self.address)).json(body).send().await.expect("POST /send")
+    pub async fn send(&self, body: &Value) -> Answer {
+        Answer::read(self.http.post(format!("{}/send", self.address)).json(body).send().await.expect("POST /send"))
+            .await
     }
 
     /// `POST /send` with a raw body and content type.
-    pub async fn send_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/send", self.address))
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("POST /send")
+    pub async fn send_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> Answer {
+        let request =
+            self.http.post(format!("{}/send", self.address)).header(reqwest::header::CONTENT_TYPE, content_type);
+        Answer::read(request.body(body).send().await.expect("POST /send")).await
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::read(self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")).await
     }
 }
 
@@ -82,76 +77,40 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     TestApp { address, http, catcher: MailCatcher::new() }
 }
 
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
 /// A maildev of the test's own, on a given SMTP port: stopping it does not disturb other tests.
 pub struct OwnMaildev {
-    child: Child,
-    /// Its mails live here; removed on drop.
-    directory: PathBuf,
+    /// Declared before its mail directory: dropped (killed) first.
+    server: ChildServer,
+    _mails: ScratchDir,
     pub catcher: MailCatcher,
 }
 
 impl OwnMaildev {
     /// Starts maildev on `smtp_port` (and a free web port), with extra arguments, and waits until
-    /// its web API answers.
+    /// both ports accept connections.
     pub async fn start(smtp_port: u16, extra_args: &[&str]) -> Self {
         let binary = std::env::var("MAILDEV_BIN").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/npm/node_modules/.bin/maildev").to_owned()
         });
         let web_port = free_port();
-        let directory = std::env::temp_dir().join(testing::unique_name("maildev"));
-        std::fs::create_dir_all(&directory).expect("a mail directory");
-        let child = Command::new(&binary)
+        let mails = ScratchDir::new("maildev");
+        let mut command = Command::new(&binary);
+        command
             .args(["--smtp", &smtp_port.to_string(), "--web", &web_port.to_string(), "--ip", "127.0.0.1"])
             .arg("--mail-directory")
-            .arg(&directory)
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} (run `project/infra.sh up`): {e}"));
+            .arg(mails.path())
+            .args(extra_args);
+        let what = format!("our own maildev ({binary}; run `project/infra.sh up`)");
+        let server = ChildServer::start(&what, command, &[web_port, smtp_port], Duration::from_secs(15)).await;
         let mut catcher = MailCatcher::new();
         catcher.base_url = format!("http://127.0.0.1:{web_port}");
-        let maildev = Self { child, directory, catcher };
-        let probe = reqwest::Client::new();
-        let url = format!("{}/email", maildev.catcher.base_url);
-        eventually("our own maildev to answer", Duration::from_secs(15), || async {
-            let answered = probe.get(&url).send().await.is_ok_and(|r| r.status().is_success());
-            let smtp_up = std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok();
-            (answered && smtp_up).then_some(())
-        })
-        .await;
-        maildev
+        Self { server, _mails: mails, catcher }
     }
 
     /// Kills it (its SMTP port closes at once) and waits for the process to end.
-    pub fn stop(mut self) {
-        self.kill();
+    pub fn stop(self) {
+        self.server.kill();
     }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnMaildev {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
-
-/// The envelope of a response, with its status.
-pub async fn envelope(response: reqwest::Response) -> (u16, contract::Envelope) {
-    let status = response.status().as_u16();
-    let body = response.text().await.expect("a body");
-    let envelope = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not an envelope ({e}): {body}"));
-    (status, envelope)
 }
 
 /// A TCP proxy in front of an SMTP server that counts the connections going through it.

@@ -1,7 +1,7 @@
 use serde_json::json;
 use service_kit::testing::MailCatcher;
 
-use crate::helpers::{envelope, mail_to, spawn_app};
+use crate::helpers::{mail_to, spawn_app};
 
 #[tokio::test]
 async fn send_returns_a_400_naming_the_field_when_a_field_is_invalid() {
@@ -38,7 +38,7 @@ async fn send_returns_a_400_naming_the_field_when_a_field_is_invalid() {
         (with("to", json!(42)), "invalid type", "a number as to"),
     ];
     for (body, expected, why) in cases {
-        let (status, reply) = envelope(app.send(&body).await).await;
+        let (status, reply) = app.send(&body).await.status_and_envelope();
         assert_eq!(status, 400, "{why}: {reply:?}");
         assert!(reply.error, "{why}");
         assert!(reply.message.contains(expected), "{why}: {:?} should name {expected}", reply.message);
@@ -59,7 +59,7 @@ async fn send_refuses_bodies_that_are_not_json_objects() {
         (valid, "application/x-www-form-urlencoded", 415, "Content-Type must be application/json", "a form"),
     ];
     for (body, content_type, expected_status, expected, why) in cases {
-        let (status, reply) = envelope(app.send_raw(body, content_type).await).await;
+        let (status, reply) = app.send_raw(body, content_type).await.status_and_envelope();
         assert_eq!(status, expected_status, "{why}: {reply:?}");
         assert!(reply.message.contains(expected), "{why}: {:?} should contain {expected:?}", reply.message);
     }
@@ -72,7 +72,7 @@ async fn send_refuses_a_body_over_one_mebibyte_with_a_413() {
     let mut huge = body.clone();
     huge["message"] = json!("m".repeat(1024 * 1024));
 
-    let (status, reply) = envelope(app.send(&huge).await).await;
+    let (status, reply) = app.send(&huge).await.status_and_envelope();
 
     assert_eq!(status, 413, "{reply:?}");
 }

@@ -16,7 +16,7 @@ async fn concurrent_sends_share_at_most_pool_size_smtp_connections() {
 
     let replies = futures::future::join_all(bodies.iter().map(|body| app.send(body))).await;
 
-    assert!(replies.iter().all(|reply| reply.status().as_u16() == 202));
+    assert!(replies.iter().all(|reply| reply.status == 202));
     assert!((1..=3).contains(&proxy.accepted()), "30 mails over {} connections", proxy.accepted());
     let arrived = eventually("30 mails", Duration::from_secs(5), || async {
         let mails = app.catcher.mails_to(&to).await;
@@ -34,11 +34,11 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_and_replaced_when_n
     let app = spawn_app_with(settings).await;
 
     let body = crate::helpers::mail_to(&MailCatcher::unique_address());
-    assert_eq!(app.send(&body).await.status().as_u16(), 202);
+    assert_eq!(app.send(&body).await.status, 202);
     assert_eq!((proxy.accepted(), proxy.open()), (1, 1), "the connection stays open for reuse");
 
     eventually("the idle connection to close", Duration::from_secs(5), || async { (proxy.open() == 0).then_some(()) })
         .await;
-    assert_eq!(app.send(&body).await.status().as_u16(), 202);
+    assert_eq!(app.send(&body).await.status, 202);
     assert_eq!(proxy.accepted(), 2, "a new connection replaced the closed one");
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 use service_kit::testing::{MailCatcher, eventually};
 
-use crate::helpers::{TEST_FROM_ADDRESS, TEST_FROM_NAME, envelope, spawn_app};
+use crate::helpers::{TEST_FROM_ADDRESS, TEST_FROM_NAME, spawn_app};
 
 const ARRIVAL: Duration = Duration::from_secs(5);
 
@@ -18,7 +18,7 @@ async fn a_sent_mail_arrives_with_its_sender_recipient_subject_and_both_parts() 
         "message": "Hello world!\n\nSecond paragraph, naïve café.",
     });
 
-    let (status, reply) = envelope(app.send(&body).await).await;
+    let (status, reply) = app.send(&body).await.status_and_envelope();
 
     assert_eq!(status, 202, "{reply:?}");
     assert_eq!(reply, contract::Envelope::ok(format!("sent to {to}")));
@@ -47,7 +47,7 @@ async fn the_html_part_has_inlined_styles_and_the_message_escaped() {
         "message": "<script>alert('pwned')</script>\n<b>not bold</b> & done",
     });
 
-    let (status, reply) = envelope(app.send(&body).await).await;
+    let (status, reply) = app.send(&body).await.status_and_envelope();
 
     assert_eq!(status, 202, "{reply:?}");
     let mail = app.catcher.wait_for_mail_to(&to, ARRIVAL).await;
@@ -71,7 +71,7 @@ async fn a_missing_or_blank_from_falls_back_to_from_name_and_from_address() {
             body["from"] = json!(from);
         }
 
-        let (status, reply) = envelope(app.send(&body).await).await;
+        let (status, reply) = app.send(&body).await.status_and_envelope();
 
         assert_eq!(status, 202, "from {from:?}: {reply:?}");
         let mail = app.catcher.wait_for_mail_to(&to, ARRIVAL).await;
@@ -91,7 +91,7 @@ async fn concurrent_sends_all_arrive() {
     let replies = futures::future::join_all(bodies.iter().map(|body| app.send(body))).await;
 
     for reply in replies {
-        assert_eq!(reply.status().as_u16(), 202);
+        assert_eq!(reply.status, 202);
     }
     let mut arrived = eventually("20 mails", ARRIVAL, || async {
         let mails = app.catcher.mails_to(&to).await;

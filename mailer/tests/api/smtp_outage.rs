@@ -1,9 +1,9 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use service_kit::testing::{MailCatcher, eventually};
+use service_kit::testing::{MailCatcher, eventually, free_port};
 
-use crate::helpers::{OwnMaildev, envelope, free_port, mail_to, spawn_app_with, test_settings_for_smtp_port};
+use crate::helpers::{OwnMaildev, mail_to, spawn_app_with, test_settings_for_smtp_port};
 
 /// "Quickly": far below the send timeout, so the refusal is not a timeout in disguise.
 const QUICK: Duration = Duration::from_secs(2);
@@ -11,7 +11,7 @@ const QUICK: Duration = Duration::from_secs(2);
 /// Sends to a fresh recipient and asserts a fast 502 naming the mail server.
 async fn assert_send_fails_fast(app: &crate::helpers::TestApp) {
     let started = Instant::now();
-    let (status, reply) = envelope(app.send(&mail_to(&MailCatcher::unique_address())).await).await;
+    let (status, reply) = app.send(&mail_to(&MailCatcher::unique_address())).await.status_and_envelope();
     assert_eq!(status, 502, "{reply:?}");
     assert!(reply.message.contains("cannot reach the mail server"), "{:?}", reply.message);
     assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
@@ -20,7 +20,7 @@ async fn assert_send_fails_fast(app: &crate::helpers::TestApp) {
 /// Sends to a fresh recipient and waits for the mail in `maildev`.
 async fn assert_send_arrives(app: &crate::helpers::TestApp, maildev: &OwnMaildev) {
     let to = MailCatcher::unique_address();
-    let (status, reply) = envelope(app.send(&mail_to(&to)).await).await;
+    let (status, reply) = app.send(&mail_to(&to)).await.status_and_envelope();
     assert_eq!(status, 202, "{reply:?}");
     let mail = maildev.catcher.wait_for_mail_to(&to, Duration::from_secs(5)).await;
     assert_eq!(mail.subject, "Test email");
@@ -28,7 +28,7 @@ async fn assert_send_arrives(app: &crate::helpers::TestApp, maildev: &OwnMaildev
 
 async fn wait_until_ready(app: &crate::helpers::TestApp) {
     eventually("/ready to answer 200", Duration::from_secs(10), || async {
-        (app.get("/ready").await.status().as_u16() == 200).then_some(())
+        (app.get("/ready").await.status == 200).then_some(())
     })
     .await;
 }
@@ -40,7 +40,7 @@ async fn the_mailer_answers_502_while_the_smtp_server_is_down_and_sends_again_on
 
     // Down from the start: the service runs, says so on /ready, and refuses sends quickly.
     assert_send_fails_fast(&app).await;
-    let (status, ready) = envelope(app.get("/ready").await).await;
+    let (status, ready) = app.get("/ready").await.status_and_envelope();
     assert_eq!(status, 503, "{ready:?}");
     assert_ne!(ready.data.unwrap()["smtp"], "ok");
 
@@ -67,7 +67,7 @@ async fn a_server_refusing_our_credentials_gives_a_502_with_its_reply_code() {
     settings.smtp.password = "wrong".into();
     let app = spawn_app_with(settings.clone()).await;
 
-    let (status, reply) = envelope(app.send(&mail_to(&MailCatcher::unique_address())).await).await;
+    let (status, reply) = app.send(&mail_to(&MailCatcher::unique_address())).await.status_and_envelope();
 
     assert_eq!(status, 502, "{reply:?}");
     assert!(reply.message.contains("refused the mail (SMTP 535)"), "{:?}", reply.message);
@@ -87,11 +87,11 @@ async fn a_silent_smtp_server_gives_a_504_within_the_send_timeout() {
     let app = spawn_app_with(settings).await;
 
     let started = Instant::now();
-    let (status, reply) = envelope(app.send(&mail_to(&MailCatcher::unique_address())).await).await;
+    let (status, reply) = app.send(&mail_to(&MailCatcher::unique_address())).await.status_and_envelope();
 
     assert_eq!(status, 504, "{reply:?}");
     assert!(reply.message.contains("did not confirm"), "{:?}", reply.message);
     assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
-    let (status, _) = envelope(app.get("/ready").await).await;
+    let (status, _) = app.get("/ready").await.status_and_envelope();
     assert_eq!(status, 503);
 }

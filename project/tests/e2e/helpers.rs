@@ -5,19 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use mongodb::bson::{self, Document, doc};
 use serde_json::{Value, json};
-use service_kit::testing::{self, eventually, unique_name};
+use service_kit::testing::{self, eventually, stored_logs, unique_name};
+use service_kit::wiring;
 
-/// Base URL of the broker (default: its local port).
+/// Base URL of the broker (default: its local port, [`wiring::BROKER_PORT`]).
 pub const E2E_BROKER_URL: &str = "E2E_BROKER_URL";
-pub const DEFAULT_BROKER_URL: &str = "http://127.0.0.1:8080";
-/// Base URL of the authentication service, for registering users (default: its local port).
+/// Base URL of the authentication service, for registering users (default: [`wiring::AUTH_URL`]).
 pub const E2E_AUTH_URL: &str = "E2E_AUTH_URL";
-pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8083";
-/// The logger's database and collection (its defaults, `logger::Settings`).
-pub const LOG_DB: &str = "logs";
-pub const LOG_COLLECTION: &str = "logs";
-/// The authentication service's database (the database of its default `DSN`).
-pub const USERS_DB: &str = "users";
 /// How long an asynchronous effect (an event through RabbitMQ, a mail) may take to show.
 pub const EFFECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to do when the stack is not running.
@@ -25,7 +19,7 @@ pub const START_THE_STACK: &str = "start the stack: bash project/stack.sh up --d
 
 /// A base URL from the environment, without a trailing slash.
 fn url_or(key: &str, default: &str) -> String {
-    service_kit::testing::env_or(key, default).trim_end_matches('/').to_owned()
+    testing::env_or(key, default).trim_end_matches('/').to_owned()
 }
 
 pub use service_kit::testing::Answer;
@@ -35,8 +29,8 @@ pub struct Stack {
     pub broker_url: String,
     pub auth_url: String,
     pub http: reqwest::Client,
-    /// The logger's collection, read directly.
-    pub logs: mongodb::Collection<Document>,
+    /// The logger's database, read directly.
+    pub logs: mongodb::Database,
     /// When the test started (a second early, for the store's clock granularity): entries
     /// created since then are the only ones a test scans whole.
     pub started: bson::DateTime,
@@ -45,8 +39,8 @@ pub struct Stack {
 /// Connects to the running stack; fails with [`START_THE_STACK`] when the broker does not answer.
 pub async fn stack() -> Stack {
     let started = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
-    let broker_url = url_or(E2E_BROKER_URL, DEFAULT_BROKER_URL);
-    let auth_url = url_or(E2E_AUTH_URL, DEFAULT_AUTH_URL);
+    let broker_url = url_or(E2E_BROKER_URL, &format!("http://{}:{}", wiring::LOCAL_HOST, wiring::BROKER_PORT));
+    let auth_url = url_or(E2E_AUTH_URL, wiring::AUTH_URL);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client");
     let ping = format!("{broker_url}/ping");
     match http.get(&ping).send().await {
@@ -58,7 +52,7 @@ pub async fn stack() -> Stack {
     let client = mongodb::Client::with_uri_str(&mongo_url)
         .await
         .unwrap_or_else(|e| panic!("a MongoDB client for {mongo_url}: {e}"));
-    let logs = client.database(LOG_DB).collection::<Document>(LOG_COLLECTION);
+    let logs = client.database(wiring::MONGO_DB);
     Stack { broker_url, auth_url, http, logs, started }
 }
 
@@ -104,12 +98,7 @@ impl Stack {
 
     /// The log entries matching `filter`, straight from MongoDB.
     pub async fn entries(&self, filter: Document) -> Vec<Document> {
-        let mut cursor = self.logs.find(filter).await.expect("query the log store");
-        let mut found = Vec::new();
-        while cursor.advance().await.expect("read the log store") {
-            found.push(cursor.deserialize_current().expect("a stored document"));
-        }
-        found
+        stored_logs(&self.logs, filter).await
     }
 
     /// Every entry created since the test started.
@@ -134,7 +123,7 @@ impl Stack {
     pub async fn users_db(&self) -> tokio_postgres::Client {
         let admin = testing::pg_admin_url();
         let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{USERS_DB}"),
+            Some((base, _)) => format!("{base}/{}", wiring::POSTGRES_DB),
             None => panic!("{} must end with /<database>: {admin}", testing::TEST_PG_URL),
         };
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

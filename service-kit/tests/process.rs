@@ -1,0 +1,43 @@
+//! `ChildServer`, the fixture for a server process of a test's own, against real processes.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use service_kit::testing::{ChildServer, free_port};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// `sh -c script`: the shell leads the group, the server runs as its child.
+fn shell(script: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]);
+    command
+}
+
+#[tokio::test]
+async fn a_child_server_answers_on_its_port_keeps_its_output_and_dies_with_its_group_on_drop() {
+    let port = free_port();
+    let script = format!("echo starting >&2; python3 -u -m http.server --bind 127.0.0.1 {port} & wait");
+    let server = ChildServer::start("a Python HTTP server", shell(&script), &[port], PATIENCE).await;
+
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "it listens once started");
+    assert!(server.output().contains("starting"), "stderr is kept: {:?}", server.output());
+
+    // The shell is the process the fixture spawned; the server is its child, in its group.
+    server.kill();
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "the whole group is gone");
+}
+
+#[tokio::test]
+#[should_panic(expected = "exited with exit status: 3 before listening")]
+async fn a_child_server_that_exits_before_listening_fails_the_test_at_once() {
+    ChildServer::start("a server that gives up", shell("echo cannot bind >&2; exit 3"), &[free_port()], PATIENCE).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "timed out after 200ms waiting for a silent process to listen")]
+async fn a_child_server_that_never_listens_fails_the_test_at_its_deadline() {
+    let patience = Duration::from_millis(200);
+    ChildServer::start("a silent process", shell("exec sleep 30"), &[free_port()], patience).await;
+}
