@@ -27,7 +27,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit and integration tests"
-cargo nextest run --workspace --exclude project --locked --no-fail-fast
+cargo nextest run --workspace --exclude system-tests --locked --no-fail-fast
 
 step "release build (the Dockerfile's cargo command, per service)"
 bash project/deploy-check.sh build
@@ -35,4 +35,4 @@ bash project/deploy-check.sh build
 step "end-to-end, browser and deployment tests against the running stack"
 trap 'bash project/stack.sh stop' EXIT
 bash project/stack.sh up --detach
-cargo nextest run -p project --locked --no-fail-fast
+cargo nextest run -p system-tests --locked --no-fail-fast
