@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on this machine, installing and starting what is missing:
-#   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher, Chromium)
-#      and the check tools (docker-compose, kubernetes-validate);
+#   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher), the
+#      browser for the browser test (Chromium, chromedriver) and the check tools (docker-compose,
+#      kubernetes-validate);
 #   2. formatting and lints;
 #   3. every crate's unit and integration tests against the real servers;
 #   4. the release build, exactly as the Dockerfile builds each service;
@@ -15,6 +16,7 @@ step() { printf '\n\033[1m[test] %s\033[0m\n' "$*"; }
 
 step "infrastructure"
 bash project/infra.sh up
+bash project/infra.sh browser
 bash project/infra.sh tools
 
 if ! cargo nextest --version >/dev/null 2>&1; then
