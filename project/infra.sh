@@ -456,6 +456,6 @@ case "${1:-up}" in
   database) cmd_database "${2:-}" ;;
   browser) cmd_browser ;;
   tools) cmd_tools ;;
-  -h|--help|help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown subcommand '$1' (use: up | status | stop | database NAME | browser | tools)" ;;
 esac

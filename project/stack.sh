@@ -83,6 +83,9 @@ SERVICES+=(
   "listener:$LISTENER_PORT" "broker:$BROKER_PORT" "frontend:$FRONTEND_PORT"
 )
 
+# How to name this stack in a hint: a second one's commands need its offset.
+if [ "$OFFSET" -eq 0 ]; then SELF="bash project/stack.sh"; else SELF="STACK_PORT_OFFSET=$OFFSET bash project/stack.sh"; fi
+
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
 supervisor_pid() { read_pid "$SUPERVISOR_PID"; }
@@ -233,7 +236,7 @@ watch_children() {
         echo "$status" >"$STACK_DIR/$name.exited"
         printf '\n[stack] !!! %s EXITED (status %s); its last lines:\n' "$name" "$status" >&2
         tail -n 20 "$STACK_DIR/$name.log" >&2 || true
-        printf '[stack] !!! the rest keeps running; Ctrl-C or "bash project/stack.sh stop" stops all\n\n' >&2
+        printf '[stack] !!! the rest keeps running; Ctrl-C or "%s stop" stops all\n\n' "$SELF" >&2
       fi
     done
     sleep 1
@@ -244,7 +247,7 @@ cmd_up_foreground() {
   local started=$SECONDS entry
   mkdir -p "$STACK_DIR"
   if alive "$(supervisor_pid)"; then
-    die "the stack already runs (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
+    die "the stack already runs (supervisor pid $(supervisor_pid)); stop it first: $SELF stop"
   fi
   local taken=("${SERVICES[@]}" "logger-rpc:$LOGGER_RPC_PORT")
   [ "$OFFSET" -eq 0 ] || taken+=("mailcatcher-smtp:$SMTP_PORT")
@@ -287,7 +290,7 @@ cmd_up_foreground() {
 [stack]   broker        http://localhost:$BROKER_PORT   (POST /handle, GET /openapi.json)
 [stack]   mail catcher  $MAILCATCHER_URL
 [stack]   logs          $STACK_DIR/<service>.log
-[stack] Ctrl-C (or \`bash project/stack.sh stop\`) stops everything.
+[stack] Ctrl-C (or \`$SELF stop\`) stops everything.
 
 EOF
   watch_children
@@ -297,7 +300,7 @@ cmd_up_detached() {
   mkdir -p "$STACK_DIR"
   if alive "$(supervisor_pid)"; then
     [ -f "$READY_MARK" ] && { log "already running and ready"; return 0; }
-    die "a stack is starting or running (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
+    die "a stack is starting or running (supervisor pid $(supervisor_pid)); stop it first: $SELF stop"
   fi
   rm -f "$READY_MARK" "$FAILURE"
   local started=$SECONDS
@@ -320,7 +323,7 @@ cmd_up_detached() {
   done
   log "ready in $((SECONDS - started))s: test page http://localhost:$FRONTEND_PORT," \
     "broker http://localhost:$BROKER_PORT, mail catcher $MAILCATCHER_URL"
-  log "logs: bash project/stack.sh logs (or $STACK_DIR/<service>.log); stop: bash project/stack.sh stop"
+  log "logs: $SELF logs (or $STACK_DIR/<service>.log); stop: $SELF stop"
 }
 
 cmd_stop() {
