@@ -12,6 +12,8 @@
 //! The tools come from `bash project/infra.sh tools` (into the repository's `.local/venv`).
 //! The ports and names in all these files are checked against the wiring table in [`wiring`].
 
+// A module of this binary (not a test target of its own) so that it shares the YAML readers.
+#[path = "deploy/wiring.rs"]
 mod wiring;
 
 use std::collections::{BTreeMap, BTreeSet};
