@@ -12,19 +12,17 @@
 #   project/deploy-check.sh services   the SERVICE build arguments of the compose file, one a line
 #
 # Tools: `bash project/infra.sh tools` installs docker-compose and kubernetes-validate.
-# `cargo test -p project --test deploy` runs the same validations as tests.
+# `cargo nextest run -p system-tests --test deploy` runs the same validations as tests.
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-REPO_ROOT="$(dirname "$SCRIPT_DIR")"
-COMPOSE_FILE="$SCRIPT_DIR/docker-compose.yml"
-K8S_DIR="$SCRIPT_DIR/k8s"
-VENV_BIN="$REPO_ROOT/.local/venv/bin"
+LOG_TAG=deploy-check
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+COMPOSE_FILE="$LIB_DIR/docker-compose.yml"
+K8S_DIR="$LIB_DIR/k8s"
+VENV_BIN="$VENV_DIR/bin"
 # The newest schema kubernetes-validate ships, and an older release still widely run.
 K8S_VERSIONS="${K8S_VERSIONS:-1.37.0 1.31.0}"
-
-log() { echo "[deploy-check] $*"; }
-die() { echo "[deploy-check] ERROR: $*" >&2; exit 1; }
 
 # find_tool NAME: the repo's venv first, then PATH.
 find_tool() {
@@ -107,6 +105,6 @@ case "${1:-}" in
   validate) cmd_validate ;;
   build) cmd_build ;;
   services) compose_services ;;
-  -h|--help|help|"") sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help|"") sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown subcommand '$1' (use: validate | build | services)" ;;
 esac

@@ -6,26 +6,40 @@
 #   bash project/stack.sh stop          stop what either form started
 #   bash project/stack.sh status        each process and whether it is ready (exit 1 if one is not)
 #   bash project/stack.sh logs          follow every service's log, prefixed with its name
+#   bash project/stack.sh env           the settings each process gets, one NAME: VAR=value a line
 #
 # `up` starts the infrastructure (project/infra.sh: PostgreSQL, RabbitMQ, a MongoDB wire
-# server, the SMTP catcher), builds the release binaries, starts each service wired to the
-# others (the local ports of DESIGN.md), prefixes each process's log lines with its name, waits
-# until every /ready answers, and prints the URLs. A service that exits while the stack runs is
-# reported at once. Logs and pids live under .local/stack/.
+# server, the SMTP catcher; not Chromium, which only the browser test needs), creates the
+# stack's PostgreSQL database, builds the release binaries, starts each service wired to the
+# others (the ports and names of project/wiring.env), prefixes each process's log lines with its
+# name, waits until every /ready answers, and prints the URLs. A service that exits while the
+# stack runs is reported at once. Logs and pids live under .local/stack/.
 #
 # Settings (environment):
-#   STACK_PORT_OFFSET=N     add N to every port (a second stack next to the first; its state
-#                           then lives under .local/stack-N/)
+#   STACK_PORT_OFFSET=N     a second stack beside the first, sharing nothing but the servers:
+#                           N is added to every port, `_N` suffixed to the RabbitMQ exchange and
+#                           queue and to the MongoDB and PostgreSQL databases, and the stack runs
+#                           a mail catcher of its own (SMTP and web ports + N); its state lives
+#                           under .local/stack-N/
 #   STACK_HOST=0.0.0.0      listen on every interface (default 127.0.0.1: this machine only)
 #   STACK_READY_TIMEOUT=90  seconds the services may take to answer /ready
 #   STACK_STOP_TIMEOUT=20   seconds each may take to stop before it is killed
 #   LOG_FORMAT=compact      compact (one line per event), pretty or json
-#   Anything else set in this shell (RUST_LOG, BCRYPT_COST, MAIL_*, ...) reaches the services.
+#   Anything else set in this shell (RUST_LOG, BCRYPT_COST, MAIL_*, ...) reaches the services;
+#   DSN, MONGO_DB, EXCHANGE, QUEUE_NAME, MAIL_PORT and MAILCATCHER_URL set there replace the
+#   stack's own.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_TAG=stack
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT="$REPO_ROOT"
 OFFSET="${STACK_PORT_OFFSET:-0}"
 [[ "$OFFSET" =~ ^[0-9]+$ ]] || { echo "[stack] ERROR: STACK_PORT_OFFSET must be a number" >&2; exit 2; }
+for port in "${WIRING[@]}"; do
+  [[ "$port" =~ ^[0-9]+$ ]] && [ $((port + OFFSET)) -gt 65535 ] &&
+    { echo "[stack] ERROR: STACK_PORT_OFFSET=$OFFSET moves port $port past 65535" >&2; exit 2; }
+done
 if [ "$OFFSET" -eq 0 ]; then STACK_DIR="$ROOT/.local/stack"; else STACK_DIR="$ROOT/.local/stack-$OFFSET"; fi
 SUPERVISOR_PID="$STACK_DIR/supervisor.pid"
 READY_MARK="$STACK_DIR/ready"
@@ -37,55 +51,82 @@ LISTEN_HOST="${STACK_HOST:-127.0.0.1}"
 # Colour the name prefixes on a terminal only (tested once: `$(...)` runs with a pipe as stdout).
 if [ -t 1 ]; then TTY=1; else TTY=0; fi
 
-BROKER_PORT=$((8080 + OFFSET))
-FRONTEND_PORT=$((8081 + OFFSET))
-AUTH_PORT=$((8083 + OFFSET))
-LOGGER_PORT=$((8084 + OFFSET))
-LOGGER_RPC_PORT=$((5001 + OFFSET))
-MAILER_PORT=$((8085 + OFFSET))
-LISTENER_PORT=$((8086 + OFFSET))
-MAILCATCHER_URL="${MAILCATCHER_URL:-http://localhost:8025}"
+# A port of the table, moved by the offset.
+port_of() { echo $((WIRING[$1] + OFFSET)); }
+# A name of the table, suffixed with the offset (the first stack keeps the plain names).
+name_of() { if [ "$OFFSET" -eq 0 ]; then echo "${WIRING[$1]}"; else echo "${WIRING[$1]}_$OFFSET"; fi; }
 
-# name:port, in start order (dependencies first: the broker's /ready needs the others).
-SERVICES=(
+BROKER_PORT="$(port_of BROKER_PORT)"
+FRONTEND_PORT="$(port_of FRONTEND_PORT)"
+AUTH_PORT="$(port_of AUTHENTICATION_PORT)"
+LOGGER_PORT="$(port_of LOGGER_PORT)"
+LOGGER_RPC_PORT="$(port_of LOGGER_RPC_PORT)"
+MAILER_PORT="$(port_of MAILER_PORT)"
+LISTENER_PORT="$(port_of LISTENER_PORT)"
+SMTP_PORT="$(port_of SMTP_PORT)"
+MAILCATCHER_PORT="$(port_of MAILCATCHER_PORT)"
+# The servers are shared; what the stack keeps in them is its own.
+STACK_EXCHANGE="${EXCHANGE:-$(name_of EXCHANGE)}"
+STACK_QUEUE="${QUEUE_NAME:-$(name_of QUEUE_NAME)}"
+STACK_MONGO_DB="${MONGO_DB:-$(name_of MONGO_DB)}"
+STACK_POSTGRES_DB="$(name_of POSTGRES_DB)"
+STACK_DSN="${DSN:-postgres://${WIRING[POSTGRES_USER]}:${WIRING[POSTGRES_PASSWORD]}@127.0.0.1:${WIRING[POSTGRES_PORT]}/$STACK_POSTGRES_DB}"
+STACK_MAIL_PORT="${MAIL_PORT:-$SMTP_PORT}"
+MAILCATCHER_URL="${MAILCATCHER_URL:-http://localhost:$MAILCATCHER_PORT}"
+
+# name:port, in start order (dependencies first: the broker's /ready needs the others). The
+# first stack's mail catcher is infra.sh's; a second one runs its own, as one of its processes.
+SERVICES=()
+[ "$OFFSET" -eq 0 ] || SERVICES+=("mailcatcher:$MAILCATCHER_PORT")
+SERVICES+=(
   "authentication:$AUTH_PORT" "logger:$LOGGER_PORT" "mailer:$MAILER_PORT"
   "listener:$LISTENER_PORT" "broker:$BROKER_PORT" "frontend:$FRONTEND_PORT"
 )
 
-log() { printf '[stack] %s\n' "$*"; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+# How to name this stack in a hint: a second one's commands need its offset.
+if [ "$OFFSET" -eq 0 ]; then SELF="bash project/stack.sh"; else SELF="STACK_PORT_OFFSET=$OFFSET bash project/stack.sh"; fi
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
 supervisor_pid() { read_pid "$SUPERVISOR_PID"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# True when GET /ready on the port answers 200 (curl if present, else bash's /dev/tcp).
-is_ready() {
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$1/ready" 2>/dev/null
-  else
-    local line
-    line="$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 &&
-      printf 'GET /ready HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -n 1 <&3" 2>/dev/null)" || return 1
-    [[ "$line" == "HTTP/1."?" 200"* ]]
-  fi
-}
+# What answers 200 once a process is ready: the services' /ready, maildev's /healthz.
+ready_path() { if [ "$1" = mailcatcher ]; then echo /healthz; else echo /ready; fi; }
+is_ready() { http_ok "$2" "$(ready_path "$1")"; }
 
-# The settings of one service: its port, and where it finds the others.
+# The settings of one process: its port, and where it finds the others.
 service_env() {
   local name="$1" port="$2"
+  [ "$name" = mailcatcher ] && return 0
   printf '%s\n' "PORT=$port" "HOST=$LISTEN_HOST" "LOG_FORMAT=${LOG_FORMAT:-compact}"
   case "$name" in
-    logger) printf '%s\n' "RPC_PORT=$LOGGER_RPC_PORT" ;;
-    listener) printf '%s\n' "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" ;;
+    authentication) printf '%s\n' "DSN=$STACK_DSN" ;;
+    logger) printf '%s\n' "RPC_PORT=$LOGGER_RPC_PORT" "MONGO_DB=$STACK_MONGO_DB" ;;
+    mailer) printf '%s\n' "MAIL_PORT=$STACK_MAIL_PORT" ;;
+    listener)
+      printf '%s\n' "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" "EXCHANGE=$STACK_EXCHANGE" "QUEUE_NAME=$STACK_QUEUE"
+      ;;
     broker)
       printf '%s\n' "AUTH_URL=http://127.0.0.1:$AUTH_PORT" "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" \
-        "MAILER_URL=http://127.0.0.1:$MAILER_PORT" \
+        "MAILER_URL=http://127.0.0.1:$MAILER_PORT" "EXCHANGE=$STACK_EXCHANGE" "QUEUE_NAME=$STACK_QUEUE" \
         "CORS_ALLOWED_ORIGINS=http://localhost:$FRONTEND_PORT,http://127.0.0.1:$FRONTEND_PORT"
       ;;
     frontend) printf '%s\n' "BROKER_URL=http://localhost:$BROKER_PORT" "MAILCATCHER_URL=$MAILCATCHER_URL" ;;
   esac
+}
+
+# The command line of one process, into COMMAND.
+process_command() {
+  if [ "$1" = mailcatcher ]; then
+    [ -f "$MAILDEV_BIN" ] || die "$MAILDEV_BIN is missing: bash project/infra.sh up installs it"
+    # A fresh, empty mailbox on every start, as infra.sh's.
+    rm -rf "$STACK_DIR/maildev" && mkdir -p "$STACK_DIR/maildev"
+    maildev_command "$SMTP_PORT" "$MAILCATCHER_PORT" "$STACK_DIR/maildev" "$LISTEN_HOST"
+    COMMAND=("${MAILDEV_COMMAND[@]}")
+  else
+    COMMAND=("$TARGET_DIR/release/$1")
+    [ -x "${COMMAND[0]}" ] || die "${COMMAND[0]} is missing after the build"
+  fi
 }
 
 # One colour per service, so interleaved logs stay readable on a terminal.
@@ -130,9 +171,8 @@ stop_children() {
 }
 
 start_service() {
-  local index="$1" name="$2" port="$3" bin="$TARGET_DIR/release/$2"
-  local prefix vars=()
-  [ -x "$bin" ] || die "$bin is missing after the build"
+  local index="$1" name="$2" port="$3" prefix vars=() COMMAND=()
+  process_command "$name"
   prefix="$(colour "$index")$(printf '%-14s' "$name")$(reset_colour)|"
   mapfile -t vars < <(service_env "$name" "$port")
   : >"$STACK_DIR/$name.log"
@@ -140,7 +180,7 @@ start_service() {
   # leader), so a Ctrl-C on the terminal reaches only this script, which stops the services in
   # order. Its raw lines go to its log file, prefixed lines to the terminal; the pipe ignores
   # SIGINT so that the services' last lines still show while they shut down.
-  setsid env "${vars[@]}" "$bin" </dev/null \
+  setsid env "${vars[@]}" "${COMMAND[@]}" </dev/null \
     > >(trap '' INT; tee -a "$STACK_DIR/$name.log" | sed -u "s/^/$prefix /") 2>&1 &
   PIDS[$name]=$!
   echo "${PIDS[$name]}" >"$STACK_DIR/$name.pid"
@@ -162,7 +202,7 @@ wait_until_ready() {
         } 2>&1 | tee "$FAILURE" >&2
         return 1
       fi
-      is_ready "$port" || pending+=("$name")
+      is_ready "$name" "$port" || pending+=("$name")
     done
     [ "${#pending[@]}" -eq 0 ] && return 0
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -171,7 +211,7 @@ wait_until_ready() {
         for name in "${pending[@]}"; do
           port=""
           for entry in "${SERVICES[@]}"; do [ "${entry%%:*}" = "$name" ] && port="${entry##*:}"; done
-          log "$name: GET /ready answers: $(curl -sS --max-time 3 "http://127.0.0.1:$port/ready" 2>&1 || true)"
+          log "$name: GET $(ready_path "$name") answers: $(http_get "$port" "$(ready_path "$name")" | sed -n '1p;$p' | tr '\n' ' ' || true)"
           log "$name: last lines of $STACK_DIR/$name.log"
           tail -n 10 "$STACK_DIR/$name.log" || true
         done
@@ -196,7 +236,7 @@ watch_children() {
         echo "$status" >"$STACK_DIR/$name.exited"
         printf '\n[stack] !!! %s EXITED (status %s); its last lines:\n' "$name" "$status" >&2
         tail -n 20 "$STACK_DIR/$name.log" >&2 || true
-        printf '[stack] !!! the rest keeps running; Ctrl-C or "bash project/stack.sh stop" stops all\n\n' >&2
+        printf '[stack] !!! the rest keeps running; Ctrl-C or "%s stop" stops all\n\n' "$SELF" >&2
       fi
     done
     sleep 1
@@ -207,10 +247,12 @@ cmd_up_foreground() {
   local started=$SECONDS entry
   mkdir -p "$STACK_DIR"
   if alive "$(supervisor_pid)"; then
-    die "the stack already runs (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
+    die "the stack already runs (supervisor pid $(supervisor_pid)); stop it first: $SELF stop"
   fi
-  for entry in "${SERVICES[@]}" "logger-rpc:$LOGGER_RPC_PORT"; do
-    if port_open "${entry##*:}"; then
+  local taken=("${SERVICES[@]}" "logger-rpc:$LOGGER_RPC_PORT")
+  [ "$OFFSET" -eq 0 ] || taken+=("mailcatcher-smtp:$SMTP_PORT")
+  for entry in "${taken[@]}"; do
+    if port_up "${entry##*:}"; then
       die "port ${entry##*:} (${entry%%:*}) is already taken by another process; stop it, or run a second stack beside it with STACK_PORT_OFFSET=10000"
     fi
   done
@@ -219,6 +261,8 @@ cmd_up_foreground() {
   rm -f "$READY_MARK" "$FAILURE" "$STACK_DIR"/*.exited
 
   bash "$ROOT/project/infra.sh" up
+  # The stack's own database (the first stack's is infra.sh's, which `up` has just ensured).
+  if [ -z "${DSN:-}" ] && [ "$OFFSET" -ne 0 ]; then bash "$ROOT/project/infra.sh" database "$STACK_POSTGRES_DB"; fi
   log "building the release binaries"
   (cd "$ROOT" && cargo build --release --locked --workspace --bins)
 
@@ -246,7 +290,7 @@ cmd_up_foreground() {
 [stack]   broker        http://localhost:$BROKER_PORT   (POST /handle, GET /openapi.json)
 [stack]   mail catcher  $MAILCATCHER_URL
 [stack]   logs          $STACK_DIR/<service>.log
-[stack] Ctrl-C (or \`bash project/stack.sh stop\`) stops everything.
+[stack] Ctrl-C (or \`$SELF stop\`) stops everything.
 
 EOF
   watch_children
@@ -256,7 +300,7 @@ cmd_up_detached() {
   mkdir -p "$STACK_DIR"
   if alive "$(supervisor_pid)"; then
     [ -f "$READY_MARK" ] && { log "already running and ready"; return 0; }
-    die "a stack is starting or running (supervisor pid $(supervisor_pid)); stop it first: bash project/stack.sh stop"
+    die "a stack is starting or running (supervisor pid $(supervisor_pid)); stop it first: $SELF stop"
   fi
   rm -f "$READY_MARK" "$FAILURE"
   local started=$SECONDS
@@ -279,7 +323,7 @@ cmd_up_detached() {
   done
   log "ready in $((SECONDS - started))s: test page http://localhost:$FRONTEND_PORT," \
     "broker http://localhost:$BROKER_PORT, mail catcher $MAILCATCHER_URL"
-  log "logs: bash project/stack.sh logs (or $STACK_DIR/<service>.log); stop: bash project/stack.sh stop"
+  log "logs: $SELF logs (or $STACK_DIR/<service>.log); stop: $SELF stop"
 }
 
 cmd_stop() {
@@ -312,7 +356,7 @@ cmd_status() {
   for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}" port="${entry##*:}"
     pid="$(read_pid "$STACK_DIR/$name.pid")"
-    if is_ready "$port"; then state="ready"; elif port_open "$port"; then state="up, NOT ready"; else state="down"; fi
+    if is_ready "$name" "$port"; then state="ready"; elif port_up "$port"; then state="up, NOT ready"; else state="down"; fi
     [ "$state" = "ready" ] || all_ready=1
     if [ -f "$STACK_DIR/$name.exited" ] && alive "$(supervisor_pid)"; then
       state="EXITED (status $(cat "$STACK_DIR/$name.exited"))"
@@ -335,7 +379,15 @@ cmd_logs() {
     { if (tty) printf "\033[%dm%-14s\033[0m| %s\n", hue[name], name, $0; else printf "%-14s| %s\n", name, $0; fflush() }'
 }
 
-usage="usage: bash project/stack.sh [up [--detach]|stop|status|logs]"
+# Each process's settings, as `up` would give them.
+cmd_env() {
+  local entry
+  for entry in "${SERVICES[@]}"; do
+    service_env "${entry%%:*}" "${entry##*:}" | sed "s/^/${entry%%:*}: /"
+  done
+}
+
+usage="usage: bash project/stack.sh [up [--detach]|stop|status|logs|env]"
 case "${1:-up}" in
   up)
     case "${2:-}" in
@@ -347,6 +399,7 @@ case "${1:-up}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   logs) cmd_logs ;;
-  -h|--help|help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' ;;
+  env) cmd_env ;;
+  -h|--help|help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command ${1}; $usage" ;;
 esac

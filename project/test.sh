@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on this machine, installing and starting what is missing:
-#   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher, Chromium)
-#      and the check tools (docker-compose, kubernetes-validate);
+#   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher), the
+#      browser for the browser test (Chromium, chromedriver) and the check tools (docker-compose,
+#      kubernetes-validate);
 #   2. formatting and lints;
 #   3. every crate's unit and integration tests against the real servers;
 #   4. the release build, exactly as the Dockerfile builds each service;
@@ -15,6 +16,7 @@ step() { printf '\n\033[1m[test] %s\033[0m\n' "$*"; }
 
 step "infrastructure"
 bash project/infra.sh up
+bash project/infra.sh browser
 bash project/infra.sh tools
 
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -27,7 +29,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit and integration tests"
-cargo nextest run --workspace --exclude project --locked --no-fail-fast
+cargo nextest run --workspace --exclude system-tests --locked --no-fail-fast
 
 step "release build (the Dockerfile's cargo command, per service)"
 bash project/deploy-check.sh build
@@ -35,4 +37,4 @@ bash project/deploy-check.sh build
 step "end-to-end, browser and deployment tests against the running stack"
 trap 'bash project/stack.sh stop' EXIT
 bash project/stack.sh up --detach
-cargo nextest run -p project --locked --no-fail-fast
+cargo nextest run -p system-tests --locked --no-fail-fast

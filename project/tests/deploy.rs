@@ -10,6 +10,11 @@
 //! `project/deploy-check.sh build`, run once by CI; it is too slow for a test.
 //!
 //! The tools come from `bash project/infra.sh tools` (into the repository's `.local/venv`).
+//! The ports and names in all these files are checked against the wiring table in [`wiring`].
+
+// A module of this binary (not a test target of its own) so that it shares the YAML readers.
+#[path = "deploy/wiring.rs"]
+mod wiring;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -23,8 +28,14 @@ use serde_json::Value;
 const SERVICES: [&str; 6] = ["authentication", "broker", "frontend", "listener", "logger", "mailer"];
 /// Services Kubernetes must run with at least two replicas.
 const SCALED_OUT: [&str; 3] = ["broker", "logger", "listener"];
-/// The host ports the compose file may publish, and who publishes each.
-const PUBLISHED: [(u16, &str); 4] = [(8080, "broker"), (8081, "frontend"), (8025, "mailhog"), (15672, "rabbitmq")];
+/// The host ports the compose file may publish, and who publishes each (RabbitMQ's management
+/// UI is the image's port, not one of the system's).
+const PUBLISHED: [(u16, &str); 4] = [
+    (service_kit::wiring::BROKER_PORT, "broker"),
+    (service_kit::wiring::FRONTEND_PORT, "frontend"),
+    (service_kit::wiring::MAILCATCHER_PORT, "mailhog"),
+    (15672, "rabbitmq"),
+];
 /// The Kubernetes versions whose schemas the manifests must satisfy: the newest that
 /// kubernetes-validate ships, and an older release still widely run.
 const K8S_VERSIONS: [&str; 2] = ["1.37.0", "1.31.0"];
@@ -462,17 +473,41 @@ fn the_container_healthcheck_passes_only_on_a_2xx_answer() {
     );
 }
 
+/// What the image runs to record a service's default port: lib.sh's `service_port`.
+const DOCKERFILE_SERVICE_PORT: &str =
+    r#"RUN bash -c '. /usr/local/lib/micro-rs/lib.sh && service_port "$1" > /etc/service-port' _ "${SERVICE}""#;
+
+/// `service_port SERVICE` as the image runs it, from project/lib.sh and project/wiring.env.
+fn service_port(service: &str) -> Output {
+    run(Command::new("bash").arg("-c").arg(r#". "$0/lib.sh" && service_port "$1""#).arg(project_dir()).arg(service))
+}
+
 #[test]
 fn the_image_records_the_same_default_port_as_the_compose_file_gives_each_service() {
     let dockerfile = std::fs::read_to_string(project_dir().join("Dockerfile")).expect("project/Dockerfile");
-    let config = compose_config();
-    for (name, service) in built_services(&config) {
-        let port = str_of(&config["services"][&name]["environment"]["PORT"]).to_owned();
+    assert!(dockerfile.contains(DOCKERFILE_SERVICE_PORT), "the Dockerfile no longer runs `{DOCKERFILE_SERVICE_PORT}`");
+    for copied in [
+        "COPY project/lib.sh project/wiring.env /usr/local/lib/micro-rs/\n",
+        "COPY project/docker/healthcheck.sh /usr/local/lib/micro-rs/docker/\n",
+    ] {
         assert!(
-            dockerfile.contains(&format!("{service}) port={port} ;;")),
-            "the Dockerfile's default port of `{service}` must be {port}, the PORT the compose file sets"
+            dockerfile.contains(copied),
+            "the image must lay out the health check and what it sources as project/ does: `{copied}`"
         );
     }
+    let config = compose_config();
+    for (name, service) in built_services(&config) {
+        let port = str_of(&config["services"][&name]["environment"]["PORT"]);
+        let output = service_port(&service);
+        assert!(output.status.success(), "service_port {service}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            port,
+            "the image's default port of `{service}` must be the PORT the compose file sets"
+        );
+    }
+    let unknown = service_port("no-such-service");
+    assert!(!unknown.status.success(), "an unknown SERVICE must fail the image build");
 }
 
 // --- Kubernetes ----------------------------------------------------------------------------
@@ -571,10 +606,11 @@ fn every_deployment_probes_ready_and_health_sets_resources_and_runs_as_non_root(
     }
 }
 
-/// The keys a Deployment's pods get from their ConfigMaps and Secrets.
-fn k8s_settings(resources: &[Value], deployment: &Value) -> BTreeSet<String> {
+/// The settings a Deployment's pods get from their ConfigMaps and Secrets, and their own `env`
+/// (a value taken from elsewhere, `valueFrom`, shows as null).
+fn k8s_environment(resources: &[Value], deployment: &Value) -> BTreeMap<String, Value> {
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let mut keys = BTreeSet::new();
+    let mut settings = BTreeMap::new();
     for source in container["envFrom"].as_array().into_iter().flatten() {
         let (kind, reference, data) = if source.get("configMapRef").is_some() {
             ("ConfigMap", &source["configMapRef"], "data")
@@ -582,11 +618,22 @@ fn k8s_settings(resources: &[Value], deployment: &Value) -> BTreeSet<String> {
             ("Secret", &source["secretRef"], "stringData")
         };
         if let Some(resource) = named(resources, kind, str_of(&reference["name"])) {
-            keys.extend(resource[data].as_object().into_iter().flatten().map(|(k, _)| k.clone()));
+            settings.extend(resource[data].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
-    keys.extend(container["env"].as_array().into_iter().flatten().map(|variable| str_of(&variable["name"]).to_owned()));
-    keys
+    settings.extend(
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|variable| (str_of(&variable["name"]).to_owned(), variable["value"].clone())),
+    );
+    settings
+}
+
+/// The keys a Deployment's pods get from their ConfigMaps and Secrets.
+fn k8s_settings(resources: &[Value], deployment: &Value) -> BTreeSet<String> {
+    k8s_environment(resources, deployment).into_keys().collect()
 }
 
 #[test]
