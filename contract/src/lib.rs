@@ -6,6 +6,8 @@
 //! - [`log`]: log entries, the logger's `#[tarpc::service]` trait and its error type.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
 //! - [`mail`]: the mailer's `POST /send` body.
+//! - `go_original` (feature `go-original-fixtures`): the Go original's exact bytes at every
+//!   shared seam, recorded once in `fixtures/go-micro/`, for tests.
 //! - [`validate`]: limits and checks both the broker and the services apply, so that an
 //!   invalid request is refused at the edge and again, identically, by the service.
 //!
@@ -17,6 +19,8 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+#[cfg(feature = "go-original-fixtures")]
+pub mod go_original;
 pub mod handle;
 pub mod log;
 pub mod mail;
