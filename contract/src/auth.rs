@@ -174,7 +174,15 @@ mod tests {
                 r#"{{"id":1,"email":"admin@example.com","active":{active},"created_at":"2022-03-14T00:00:00Z","updated_at":"2022-03-14T00:00:00+01:00"}}"#
             )
         };
-        let cases = [("1", Some(true)), ("0", Some(false)), ("true", Some(true)), ("false", Some(false)), ("2", None), ("\"1\"", None), ("null", None)];
+        let cases = [
+            ("1", Some(true)),
+            ("0", Some(false)),
+            ("true", Some(true)),
+            ("false", Some(false)),
+            ("2", None),
+            ("\"1\"", None),
+            ("null", None),
+        ];
         for (active, expected) in cases {
             let read = serde_json::from_str::<User>(&go(active));
             assert_eq!(read.as_ref().ok().map(|user| user.active), expected, "active: {active}: {read:?}");

@@ -83,7 +83,13 @@ mod tests {
         for level in Level::ALL {
             assert_eq!(level_of_routing_key(&routing_key(level)), Some(level));
         }
-        let cases = [("log.warning", Some(Level::Warning)), ("log.DEBUG", None), ("log.", None), ("INFO", None), ("logs.INFO", None)];
+        let cases = [
+            ("log.warning", Some(Level::Warning)),
+            ("log.DEBUG", None),
+            ("log.", None),
+            ("INFO", None),
+            ("logs.INFO", None),
+        ];
         for (key, expected) in cases {
             assert_eq!(level_of_routing_key(key), expected, "{key}");
         }

@@ -125,7 +125,8 @@ mod tests {
 
     #[test]
     fn every_fixture_parses_and_answers_in_the_envelope() {
-        for exchange in [authenticate(), authenticate_wrong_password(), send(), log_from_listener(), log_from_authentication()]
+        for exchange in
+            [authenticate(), authenticate_wrong_password(), send(), log_from_listener(), log_from_authentication()]
         {
             assert_eq!(exchange.request.method, "POST", "{}", exchange.about);
             let _: serde_json::Value = exchange.request.json();

@@ -9,6 +9,8 @@
 //! - [`handler`]: one delivery: parse, check, store through the shared logger client, then ack;
 //!   malformed messages go to the dead-letter queue at once, failing writes after a bounded
 //!   number of attempts, and an unreachable logger is waited for rather than given up on.
+//! - [`go_original`]: events in the Go original's format (`{"name","data"}`, `text/plain`, the
+//!   level in the routing key), accepted beside ours; its id rule and why `auth` events are kept.
 //! - [`startup`]: [`Application`] runs the consumer beside a `/health` and `/ready` server.
 //!
 //! Replicas share one queue and compete for its messages; an event redelivered (after a lost
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod consumer;
+pub mod go_original;
 pub mod handler;
 pub mod settings;
 pub mod startup;
