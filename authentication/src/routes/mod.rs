@@ -4,6 +4,7 @@ mod authenticate;
 mod register;
 
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 pub use authenticate::{AuthenticateError, authenticate};
@@ -11,7 +12,11 @@ pub use register::{RegisterError, register};
 
 /// Adds `POST /authenticate` and `POST /users`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/authenticate", web::post().to(authenticate)).route("/users", web::post().to(register));
+    // The Go original's broker posts its credentials without a Content-Type.
+    let authenticate_route = web::resource("/authenticate")
+        .wrap(from_fn(service_kit::http::untyped_body_is_json))
+        .route(web::post().to(authenticate));
+    cfg.service(authenticate_route).route("/users", web::post().to(register));
 }
 
 /// How addresses are stored and looked up: without surrounding blanks, in lower case.

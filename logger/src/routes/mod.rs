@@ -4,6 +4,7 @@ mod log;
 mod logs;
 
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, ResponseError, web};
 use contract::log::LogError;
 
@@ -15,7 +16,12 @@ pub fn configure(logs: Logs) -> impl Fn(&mut web::ServiceConfig) + Send + Clone 
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(logs.clone())
             .app_data(logs::query_config())
-            .route("/log", web::post().to(log::write))
+            // The Go original's authentication service posts its entries without a Content-Type.
+            .service(
+                web::resource("/log")
+                    .wrap(from_fn(service_kit::http::untyped_body_is_json))
+                    .route(web::post().to(log::write)),
+            )
             .route("/logs", web::get().to(logs::list))
             .route("/logs/{id}", web::get().to(logs::get));
     }
