@@ -79,6 +79,10 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
 /// The event in a body of the original's format, or `None` when the body is not one (then it
 /// is ours, well-formed or not). `Some(Err)` names why an event of that format cannot be stored.
 pub fn parse(body: &[u8], origin: &Origin<'_>) -> Option<Result<LogEvent, String>> {
+    // An object only: serde would also fill the struct from an array, by position.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
     let body: OriginalBody = serde_json::from_slice(body).ok()?;
     if body.id || body.level || body.created_at {
         return None;

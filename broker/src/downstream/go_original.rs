@@ -33,13 +33,18 @@ mod tests {
 
     #[test]
     fn wrong_credentials_are_our_401_or_the_originals_400() {
-        let rejected = |service, status, message: &str| DownstreamError::Rejected { service, status, message: message.into() };
+        let rejected =
+            |service, status, message: &str| DownstreamError::Rejected { service, status, message: message.into() };
         let auth = Service::Authentication;
         let cases = [
             (rejected(auth, StatusCode::UNAUTHORIZED, "invalid credentials"), true, "ours"),
             (rejected(auth, StatusCode::BAD_REQUEST, "invalid credentials"), true, "the original's"),
             (rejected(auth, StatusCode::BAD_REQUEST, "unexpected EOF"), false, "the original could not read the body"),
-            (rejected(Service::Mailer, StatusCode::BAD_REQUEST, "invalid credentials"), false, "not the authentication service"),
+            (
+                rejected(Service::Mailer, StatusCode::BAD_REQUEST, "invalid credentials"),
+                false,
+                "not the authentication service",
+            ),
             (DownstreamError::Failed { service: auth, reason: "invalid credentials".into() }, false, "a failure"),
         ];
         for (error, expected, why) in cases {

@@ -50,7 +50,8 @@ impl FixturePeer {
                     let Some(request) = read_request(&mut stream).await else { return };
                     log.lock().unwrap().push(request);
                     let status = StatusCode::from_u16(response.status).expect("a status");
-                    let mut head = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+                    let mut head =
+                        format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
                     for (name, value) in &response.headers {
                         head.push_str(&format!("{name}: {value}\r\n"));
                     }
@@ -121,8 +122,9 @@ async fn the_auth_action_succeeds_against_the_go_originals_authentication_servic
     let app = spawn_broker(settings).await;
     let credentials: AuthPayload = fixture.request.json();
 
-    let answer =
-        app.handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}})).await;
+    let answer = app
+        .handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}}))
+        .await;
 
     assert_eq!((answer.status, answer.message()), (202, "Authenticated!"), "{}", answer.body);
     let user = &answer.body["data"];
@@ -148,8 +150,9 @@ async fn a_wrong_password_against_the_go_originals_authentication_service_still_
     let app = spawn_broker(settings).await;
     let credentials: AuthPayload = fixture.request.json();
 
-    let answer =
-        app.handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}})).await;
+    let answer = app
+        .handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}}))
+        .await;
 
     assert_eq!((answer.status, answer.message()), (401, "invalid credentials"), "{}", answer.body);
     assert_eq!(answer.body["error"], json!(true));
@@ -201,12 +204,21 @@ async fn events_the_broker_publishes_are_readable_by_the_go_originals_listener()
     let connection = Connection::connect(&testing::rabbit_url(), ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-    channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()).await.unwrap();
+    channel
+        .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+        .await
+        .unwrap();
     let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
     let queue = channel.queue_declare("".into(), exclusive, FieldTable::default()).await.unwrap();
     for key in ["log.INFO", "log.WARNING", "log.ERROR"] {
         channel
-            .queue_bind(queue.name().clone(), exchange.as_str().into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue.name().clone(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
     }
