@@ -24,12 +24,33 @@ pub struct Credentials {
 pub struct User {
     pub id: i32,
     pub email: String,
+    /// Read as empty when absent: the Go original omits empty names (`omitempty`).
+    #[serde(default)]
     pub first_name: String,
+    #[serde(default)]
     pub last_name: String,
-    /// Inactive users cannot log in.
+    /// Inactive users cannot log in. Sent as a bool; read from a bool or, as the Go original's
+    /// authentication service sends it (its `user_active int`), from `0` or `1`.
+    #[serde(deserialize_with = "bool_or_bit")]
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// `true`/`false`, or `1`/`0`; any other number is refused rather than guessed at.
+fn bool_or_bit<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrBit {
+        Bool(bool),
+        Bit(u8),
+    }
+    match BoolOrBit::deserialize(deserializer) {
+        Ok(BoolOrBit::Bool(active)) => Ok(active),
+        Ok(BoolOrBit::Bit(0)) => Ok(false),
+        Ok(BoolOrBit::Bit(1)) => Ok(true),
+        _ => Err(serde::de::Error::custom("`active` must be true, false, 0 or 1")),
+    }
 }
 
 /// `POST /users`: registers a user so that demos and tests need no SQL.
@@ -168,6 +189,34 @@ mod tests {
             assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
         }
         assert!(validate::from_value::<Credentials>(json!({"email": "a@b.c", "password": "x"})).is_ok());
+    }
+
+    #[test]
+    fn a_user_reads_the_go_originals_active_flag_and_omitted_names_but_sends_a_bool() {
+        let go = |active: &str| {
+            format!(
+                r#"{{"id":1,"email":"admin@example.com","active":{active},"created_at":"2022-03-14T00:00:00Z","updated_at":"2022-03-14T00:00:00+01:00"}}"#
+            )
+        };
+        let cases = [
+            ("1", Some(true)),
+            ("0", Some(false)),
+            ("true", Some(true)),
+            ("false", Some(false)),
+            ("2", None),
+            ("\"1\"", None),
+            ("null", None),
+        ];
+        for (active, expected) in cases {
+            let read = serde_json::from_str::<User>(&go(active));
+            assert_eq!(read.as_ref().ok().map(|user| user.active), expected, "active: {active}: {read:?}");
+        }
+        let user: User = serde_json::from_str(&go("1")).unwrap();
+        assert_eq!((user.first_name.as_str(), user.last_name.as_str()), ("", ""));
+        assert_eq!(user.updated_at.to_rfc3339(), "2022-03-13T23:00:00+00:00");
+        let sent = serde_json::to_value(&user).unwrap();
+        assert_eq!(sent["active"], serde_json::json!(true), "ours always sends a bool");
+        assert_eq!(sent["first_name"], serde_json::json!(""));
     }
 
     #[test]

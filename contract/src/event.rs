@@ -21,6 +21,14 @@ pub fn routing_key(level: Level) -> String {
     format!("log.{}", level.as_str())
 }
 
+/// The level a routing key names (`log.WARNING` → WARNING), by the same names and aliases as
+/// a level in JSON; `None` for a key of another shape or an unknown level.
+pub fn level_of_routing_key(key: &str) -> Option<Level> {
+    use serde::de::IntoDeserializer;
+    let name = key.strip_prefix("log.")?;
+    Level::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(name)).ok()
+}
+
 /// `{"id", "name", "data", "level", "created_at"}`: the body of every event message. Plain
 /// fields, checked by [`LogEvent::validate`] with the rules of a log payload (see
 /// [`crate::validate`] for why).
@@ -70,6 +78,23 @@ mod tests {
         assert_eq!(routing_key(Level::Info), "log.INFO");
         assert_eq!(routing_key(Level::Warning), "log.WARNING");
         assert_eq!(routing_key(Level::Error), "log.ERROR");
+    }
+
+    #[test]
+    fn a_routing_key_names_its_level() {
+        for level in Level::ALL {
+            assert_eq!(level_of_routing_key(&routing_key(level)), Some(level));
+        }
+        let cases = [
+            ("log.warning", Some(Level::Warning)),
+            ("log.DEBUG", None),
+            ("log.", None),
+            ("INFO", None),
+            ("logs.INFO", None),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(level_of_routing_key(key), expected, "{key}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`paths`]: every service's REST paths, registered by the service and called by its clients.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
 //! - [`mail`]: the mailer's `POST /send` body.
+//! - `go_original` (feature `go-original-fixtures`): the Go original's exact bytes at every
+//!   shared seam, recorded once in `fixtures/go-micro/`, for tests.
 //! - [`validate`]: the field rules as types that parse on deserialisation, and
 //!   [`validate::from_value`], which names a refused field by its path. The broker (at the
 //!   edge) and the services read the same bodies through the same types, so they refuse the
@@ -22,6 +24,8 @@
 pub mod auth;
 pub mod envelope;
 pub mod event;
+#[cfg(feature = "go-original-fixtures")]
+pub mod go_original;
 pub mod handle;
 pub mod log;
 pub mod mail;

@@ -26,6 +26,8 @@ use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use service_kit::logger_client::{LoggerRpc, RpcError};
 use service_kit::retry::RetryPolicy;
 
+use crate::go_original::{self, Origin};
+
 /// How much of a malformed body a log line shows.
 const SHOWN_BODY_BYTES: usize = 200;
 
@@ -66,6 +68,12 @@ pub fn parse(body: &[u8]) -> Result<LogEvent, String> {
     Ok(event)
 }
 
+/// Reads a delivery's event: ours, or else the Go original's `{"name","data"}` (see
+/// [`go_original`]); a body that is neither is refused with the reason it is not ours.
+pub fn parse_delivery(body: &[u8], origin: &Origin<'_>) -> Result<LogEvent, String> {
+    parse(body).or_else(|not_ours| go_original::parse(body, origin).unwrap_or(Err(not_ours)))
+}
+
 /// Processes deliveries; cheap to clone, one clone per delivery task.
 #[derive(Clone)]
 pub struct Handler {
@@ -87,7 +95,7 @@ impl Handler {
     /// which redelivers it; the logger stores its event id once.
     #[tracing::instrument(name = "listener.delivery", skip_all, fields(delivery_tag = delivery.delivery_tag, routing_key = %delivery.routing_key, redelivered = delivery.redelivered))]
     pub async fn handle(&self, delivery: Delivery) {
-        match self.process(&delivery.data).await {
+        match self.process(&delivery.data, &Origin::of(delivery.routing_key.as_str(), &delivery.properties)).await {
             Verdict::Stored { id } => {
                 tracing::debug!(%id, "stored");
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
@@ -103,9 +111,9 @@ impl Handler {
         }
     }
 
-    /// The verdict on one message body (the whole of `handle` but the ack).
-    pub async fn process(&self, body: &[u8]) -> Verdict {
-        match parse(body) {
+    /// The verdict on one message (the whole of `handle` but the ack).
+    pub async fn process(&self, body: &[u8], origin: &Origin<'_>) -> Verdict {
+        match parse_delivery(body, origin) {
             Ok(event) => self.store(event).await,
             Err(reason) => Verdict::DeadLetter { reason },
         }

@@ -9,6 +9,8 @@
 //! - [`handler`]: one delivery: parse, check, store through the shared logger client, then ack;
 //!   malformed messages go to the dead-letter queue at once, failing writes after a bounded
 //!   number of attempts, and an unreachable logger is waited for rather than given up on.
+//! - [`go_original`]: events in the Go original's format (`{"name","data"}`, `text/plain`, the
+//!   level in the routing key), accepted beside ours; its id rule and why `auth` events are kept.
 //! - [`routes`]: the HTTP routes of its own (none yet), registered as every service does.
 //! - [`startup`]: [`Application`] runs the consumer beside a `/health` and `/ready` server.
 //!
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod consumer;
+pub mod go_original;
 pub mod handler;
 pub mod routes;
 pub mod settings;

@@ -1,9 +1,12 @@
 //! Rendering errors into the envelope, and reading JSON bodies: the extractor limits every
 //! service uses, and the bounded raw read for a handler that parses the body itself.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, ResponseError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use contract::Envelope;
 use serde::Serialize;
@@ -151,6 +154,21 @@ pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_BODY_BYTES)
         .error_handler(|error, _req| BodyError::from_json_error(&error).into())
+}
+
+/// Middleware for the endpoints the Go original calls without a `Content-Type` (its broker's
+/// `POST /authenticate`, its authentication service's `POST /log`): a request that declares no
+/// type is read as JSON, as the original's own services read it. A request that declares another
+/// type is still refused with 415; that needs the extractor's check, so the header is added
+/// rather than the check turned off.
+pub async fn untyped_body_is_json(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !request.headers().contains_key(header::CONTENT_TYPE) {
+        request.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    }
+    next.call(request).await
 }
 
 /// The fallback for unknown routes: a 404 in the envelope rather than an empty body.

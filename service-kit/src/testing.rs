@@ -107,3 +107,19 @@ fn block_on_side<F: Future<Output = ()> + Send + 'static>(work: F) {
     });
     let _ = handle.join();
 }
+
+/// Sends a request of the Go original (`contract::go_original`) to `base_url` as its client
+/// sends it: its method, path, headers (a missing `Content-Type` stays missing) and exact body.
+pub async fn send_as_the_go_original(base_url: &str, request: &contract::go_original::Request) -> Answer {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).expect("an HTTP method");
+    let mut call = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+        .request(method, format!("{base_url}{}", request.path))
+        .body(request.body.clone());
+    for (name, value) in &request.headers {
+        call = call.header(name, value);
+    }
+    Answer::read(call.send().await.expect("the request is answered")).await
+}

@@ -4,6 +4,7 @@ mod authenticate;
 mod register;
 
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use contract::paths::authentication;
 
@@ -14,9 +15,11 @@ use crate::state::AppState;
 
 /// Adds `POST /authenticate`, `POST /users` and `state`, which they share.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
-    cfg.app_data(state)
-        .route(authentication::AUTHENTICATE, web::post().to(authenticate))
-        .route(authentication::USERS, web::post().to(register));
+    // The Go original's broker posts its credentials without a Content-Type.
+    let authenticate_route = web::resource(authentication::AUTHENTICATE)
+        .wrap(from_fn(service_kit::http::untyped_body_is_json))
+        .route(web::post().to(authenticate));
+    cfg.app_data(state).service(authenticate_route).route(authentication::USERS, web::post().to(register));
 }
 
 /// How addresses are stored and looked up: without surrounding blanks, in lower case.

@@ -1,6 +1,7 @@
 //! Integration tests: the real service on port 0 against the real Postgres, one database per test.
 
 mod authenticate;
+mod go_original;
 mod health;
 mod helpers;
 mod migrations;

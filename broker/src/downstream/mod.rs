@@ -15,6 +15,7 @@ use service_kit::logger_client::{LoggerRpc, RpcError};
 
 use crate::settings::Settings;
 
+pub mod go_original;
 mod rest;
 
 pub use rest::{RestService, http_client};

@@ -7,5 +7,6 @@ mod bad_input;
 mod basics;
 mod downstream_failures;
 mod events;
+mod go_original;
 mod helpers;
 mod stack;

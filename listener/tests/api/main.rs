@@ -3,5 +3,6 @@
 mod dead_letter;
 mod delivery;
 mod faults;
+mod go_original;
 mod health;
 mod helpers;

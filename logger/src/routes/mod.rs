@@ -4,6 +4,7 @@ mod log;
 mod logs;
 
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, ResponseError, web};
 use contract::log::LogError;
 use contract::paths::logger;
@@ -14,7 +15,12 @@ use crate::service::LogService;
 pub fn configure(cfg: &mut web::ServiceConfig, logs: web::Data<LogService>) {
     cfg.app_data(logs)
         .app_data(logs::query_config())
-        .route(logger::LOG, web::post().to(log::write))
+        // The Go original's authentication service posts its entries without a Content-Type.
+        .service(
+            web::resource(logger::LOG)
+                .wrap(from_fn(service_kit::http::untyped_body_is_json))
+                .route(web::post().to(log::write)),
+        )
         .route(logger::LOGS, web::get().to(logs::list))
         .route(logger::LOG_BY_ID, web::get().to(logs::get));
 }

@@ -1,5 +1,6 @@
 //! The logger against a real MongoDB wire server, one database per test.
 
+mod go_original;
 mod helpers;
 mod http;
 mod mongo_down;

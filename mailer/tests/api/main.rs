@@ -1,5 +1,6 @@
 //! The mailer's API tests, against a real SMTP catcher (maildev) read back through its HTTP API.
 
+mod go_original;
 mod health;
 mod helpers;
 mod invalid_input;

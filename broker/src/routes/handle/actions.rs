@@ -13,7 +13,7 @@ use service_kit::http::envelope;
 use tracing::Instrument;
 
 use super::HandleError;
-use crate::downstream::{DownstreamError, Downstreams, Service};
+use crate::downstream::{DownstreamError, Downstreams, Service, go_original};
 
 /// The name of the events that record login attempts.
 pub const LOGIN_EVENT_NAME: &str = "authentication";
@@ -34,7 +34,8 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
             reason: "it accepted the credentials but sent no user".into(),
         }
         .into()),
-        Err(DownstreamError::Rejected { status: StatusCode::UNAUTHORIZED, .. }) => {
+        // Ours answers 401, the Go original 400 `invalid credentials`: the caller gets 401 for both.
+        Err(error) if go_original::is_wrong_credentials(&error) => {
             emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"));
             Err(HandleError::InvalidCredentials)
         }
