@@ -23,8 +23,8 @@ use figment::error::Kind;
 use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 pub use secrecy::{ExposeSecret, SecretString};
-use serde::de::{DeserializeOwned, Deserializer, Error as _, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Visitor};
 
 /// Variable names common to every service.
 pub const PORT: &str = "PORT";
