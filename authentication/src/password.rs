@@ -25,7 +25,9 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// Computes the dummy hash once (one bcrypt run at `cost`).
     pub async fn new(cost: u32, concurrency: usize) -> anyhow::Result<Self> {
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        // No permit at all would make every request wait forever.
+        anyhow::ensure!(concurrency >= 1, "bcrypt concurrency must be at least 1");
+        let permits = Arc::new(Semaphore::new(concurrency));
         let dummy = format!("no user has this password {}", std::process::id());
         let dummy_hash = blocking(&permits, move || bcrypt::hash(dummy, cost)).await?.context("bcrypt cost")?;
         Ok(Self { cost, dummy_hash: dummy_hash.into(), permits })

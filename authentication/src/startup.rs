@@ -30,10 +30,9 @@ impl Application {
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
         let store = UserStore::new(&settings.database)?;
-        let hasher =
-            PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency).await.with_context(|| {
-                format!("{}={} is not a usable bcrypt cost", crate::settings::BCRYPT_COST, settings.bcrypt_cost)
-            })?;
+        let hasher = PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency)
+            .await
+            .with_context(|| format!("BCRYPT_COST={} is not a usable bcrypt cost", settings.bcrypt_cost))?;
         let seed_hash = hasher.hash(SEED_PASSWORD.to_owned()).await?;
 
         let applied = retry("apply the database migrations", RetryPolicy::STARTUP, || async {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contract::auth::User;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use service_kit::ExposeSecret;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -97,7 +98,8 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
 impl UserStore {
     /// Builds the pool; connects lazily, so this succeeds while Postgres is down.
     pub fn new(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let mut pg_config: tokio_postgres::Config = settings.dsn.parse().context("DSN is not a valid Postgres URL")?;
+        let mut pg_config: tokio_postgres::Config =
+            settings.dsn.expose_secret().parse().context("DSN is not a valid Postgres URL")?;
         pg_config.connect_timeout(settings.connect_timeout);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("authentication");

@@ -6,5 +6,6 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::process();
     telemetry::init("broker", &env);
     let settings = Settings::from_env(&env)?;
+    tracing::info!(?settings, "starting");
     Application::build(settings).await?.run_until_stopped().await
 }

@@ -2,96 +2,96 @@
 
 use std::time::Duration;
 
-use service_kit::{Env, HttpSettings, SettingsError};
+use serde::{Deserialize, Deserializer};
+use service_kit::settings::{self, Env, HttpSettings, SecretString, SettingsError};
+use service_kit::wiring;
 
-/// Variable names, defined once.
-pub const AUTH_URL: &str = "AUTH_URL";
-pub const LOGGER_RPC_ADDR: &str = "LOGGER_RPC_ADDR";
-pub const MAILER_URL: &str = "MAILER_URL";
-pub const RABBIT_URL: &str = "RABBIT_URL";
-pub const EXCHANGE: &str = "EXCHANGE";
-pub const QUEUE_NAME: &str = "QUEUE_NAME";
-pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
-pub const AUTH_TIMEOUT_MS: &str = "AUTH_TIMEOUT_MS";
-pub const LOGGER_TIMEOUT_MS: &str = "LOGGER_TIMEOUT_MS";
-pub const MAILER_TIMEOUT_MS: &str = "MAILER_TIMEOUT_MS";
-pub const RABBIT_TIMEOUT_MS: &str = "RABBIT_TIMEOUT_MS";
-
-/// Defaults: the local ports of DESIGN.md, so a broker started with no settings finds its neighbours.
-pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8083";
-pub const DEFAULT_LOGGER_RPC_ADDR: &str = "127.0.0.1:5001";
-pub const DEFAULT_MAILER_URL: &str = "http://127.0.0.1:8085";
-pub const DEFAULT_RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// The frontend's origin, by name and by address.
-pub const DEFAULT_CORS_ALLOWED_ORIGINS: [&str; 2] = ["http://localhost:8081", "http://127.0.0.1:8081"];
-/// bcrypt at cost 12 takes a few hundred milliseconds, more under load.
-pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_LOGGER_TIMEOUT: Duration = Duration::from_secs(3);
-/// An SMTP exchange can be slow: connect, greet, send, quit.
-pub const DEFAULT_MAILER_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_RABBIT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Everything the broker reads at start-up. Tests build it directly (port 0, their own
-/// downstreams) rather than through the environment.
-#[derive(Debug, Clone)]
+/// Everything the broker reads at start-up, each field from the variable it is renamed to.
+/// Tests build it directly (port 0, their own downstreams) rather than through the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Where the broker listens (`HOST`, `PORT`, default 8080).
     pub http: HttpSettings,
     /// Base URL of the authentication service, without a trailing slash.
+    #[serde(rename = "AUTH_URL", deserialize_with = "base_url")]
     pub auth_url: String,
     /// `host:port` of the logger's tarpc server.
+    #[serde(rename = "LOGGER_RPC_ADDR")]
     pub logger_rpc_addr: String,
     /// Base URL of the mailer, without a trailing slash.
+    #[serde(rename = "MAILER_URL", deserialize_with = "base_url")]
     pub mailer_url: String,
-    /// RabbitMQ, where `event` actions and login events are published.
-    pub rabbit_url: String,
+    /// RabbitMQ, where `event` actions and login events are published; may carry credentials.
+    #[serde(rename = "RABBIT_URL")]
+    pub rabbit_url: SecretString,
     /// The topic exchange events go to (`logs_topic`); tests use a unique one each.
+    #[serde(rename = "EXCHANGE")]
     pub exchange: String,
     /// The listeners' shared queue (`logs`). The broker declares it too, so that an event
     /// accepted before any listener ever ran is queued, not dropped by an unbound exchange.
+    #[serde(rename = "QUEUE_NAME")]
     pub queue: String,
-    /// Browser origins allowed to call the broker (CORS).
+    /// Browser origins allowed to call the broker (CORS), comma-separated.
+    #[serde(rename = "CORS_ALLOWED_ORIGINS", deserialize_with = "settings::list")]
     pub cors_allowed_origins: Vec<String>,
     /// The longest the broker waits for each hop; past it the caller gets a 504.
+    #[serde(rename = "AUTH_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub auth_timeout: Duration,
+    #[serde(rename = "LOGGER_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub logger_timeout: Duration,
+    #[serde(rename = "MAILER_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub mailer_timeout: Duration,
+    #[serde(rename = "RABBIT_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub rabbit_timeout: Duration,
+}
+
+impl Default for Settings {
+    /// The local wiring, so that a broker started with no settings finds its neighbours.
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::on_port(wiring::BROKER_PORT),
+            auth_url: wiring::AUTH_URL.into(),
+            logger_rpc_addr: wiring::LOGGER_RPC_ADDR.into(),
+            mailer_url: wiring::MAILER_URL.into(),
+            rabbit_url: wiring::RABBIT_URL.into(),
+            exchange: contract::event::EXCHANGE.into(),
+            queue: contract::event::DEFAULT_QUEUE.into(),
+            // The frontend's origin, by name and by address.
+            cors_allowed_origins: ["localhost", wiring::LOCAL_HOST]
+                .map(|host| format!("http://{host}:{}", wiring::FRONTEND_PORT))
+                .into(),
+            // bcrypt at cost 12 takes a few hundred milliseconds, more under load.
+            auth_timeout: Duration::from_secs(5),
+            logger_timeout: Duration::from_secs(3),
+            // An SMTP exchange can be slow: connect, greet, send, quit.
+            mailer_timeout: Duration::from_secs(10),
+            rabbit_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
-            auth_url: base_url(env, AUTH_URL, DEFAULT_AUTH_URL)?,
-            logger_rpc_addr: env.string_or(LOGGER_RPC_ADDR, DEFAULT_LOGGER_RPC_ADDR),
-            mailer_url: base_url(env, MAILER_URL, DEFAULT_MAILER_URL)?,
-            rabbit_url: env.string_or(RABBIT_URL, DEFAULT_RABBIT_URL),
-            exchange: env.string_or(EXCHANGE, contract::event::EXCHANGE),
-            queue: env.string_or(QUEUE_NAME, contract::event::DEFAULT_QUEUE),
-            cors_allowed_origins: env.list_or(CORS_ALLOWED_ORIGINS, &DEFAULT_CORS_ALLOWED_ORIGINS),
-            auth_timeout: env.positive_millis_or(AUTH_TIMEOUT_MS, DEFAULT_AUTH_TIMEOUT)?,
-            logger_timeout: env.positive_millis_or(LOGGER_TIMEOUT_MS, DEFAULT_LOGGER_TIMEOUT)?,
-            mailer_timeout: env.positive_millis_or(MAILER_TIMEOUT_MS, DEFAULT_MAILER_TIMEOUT)?,
-            rabbit_timeout: env.positive_millis_or(RABBIT_TIMEOUT_MS, DEFAULT_RABBIT_TIMEOUT)?,
-        })
+        env.read(wiring::BROKER_PORT, &[])
     }
 }
 
 /// An `http(s)://` URL, checked now rather than at the first request; trailing slashes dropped.
-fn base_url(env: &Env, key: &str, default: &str) -> Result<String, SettingsError> {
-    let value = env.string_or(key, default);
-    let invalid = |reason: String| SettingsError { key: key.to_owned(), value: value.clone(), reason };
-    let url = reqwest::Url::parse(&value).map_err(|e| invalid(e.to_string()))?;
+fn base_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    let value = String::deserialize(deserializer)?;
+    let url = reqwest::Url::parse(&value).map_err(D::Error::custom)?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid("must be an http:// URL with a host".to_owned()));
+        return Err(D::Error::custom("must be an http:// URL with a host"));
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use service_kit::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(settings.auth_url, "http://127.0.0.1:8083");
         assert_eq!(settings.logger_rpc_addr, "127.0.0.1:5001");
         assert_eq!(settings.mailer_url, "http://127.0.0.1:8085");
-        assert_eq!(settings.rabbit_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.rabbit_url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(settings.exchange, "logs_topic");
         assert_eq!(settings.queue, "logs");
         assert_eq!(settings.cors_allowed_origins, ["http://localhost:8081", "http://127.0.0.1:8081"]);
@@ -111,11 +111,13 @@ mod tests {
     #[test]
     fn variables_override_the_defaults() {
         let env = Env::from_pairs([
+            ("PORT", "9080"),
             ("AUTH_URL", "http://authentication-service/"),
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com"),
             ("LOGGER_TIMEOUT_MS", "250"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
+        assert_eq!(settings.http.port, 9080);
         assert_eq!(settings.auth_url, "http://authentication-service");
         assert_eq!(settings.cors_allowed_origins, ["https://app.example.com"]);
         assert_eq!(settings.logger_timeout, Duration::from_millis(250));
@@ -133,5 +135,12 @@ mod tests {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();
             assert_eq!(error.key, key, "{why}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_rabbitmq_password() {
+        let env = Env::from_pairs([("RABBIT_URL", "amqp://user:s3cret@rabbit:5672/%2f")]);
+        let shown = format!("{:?}", Settings::from_env(&env).unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

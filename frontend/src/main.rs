@@ -6,6 +6,7 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::process();
     telemetry::init("frontend", &env);
     let settings = Settings::from_env(&env)?;
+    tracing::info!(?settings, "starting");
     let application = Application::build(settings).await?;
     tracing::info!(port = application.port(), "frontend listening");
     application.run_until_stopped().await

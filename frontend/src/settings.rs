@@ -2,47 +2,47 @@
 
 use std::fmt;
 
-use service_kit::{Env, HttpSettings, SettingsError};
+use serde::Deserialize;
+use service_kit::settings::{Env, HttpSettings, SettingsError};
+use service_kit::wiring;
 
-/// The port of the test page.
-pub const DEFAULT_PORT: u16 = 8081;
-/// The broker's base URL as the browser reaches it (not as the frontend would).
-pub const BROKER_URL: &str = "BROKER_URL";
-pub const DEFAULT_BROKER_URL: &str = "http://localhost:8080";
-/// The SMTP catcher's web UI, linked from the page.
-pub const MAILCATCHER_URL: &str = "MAILCATCHER_URL";
-pub const DEFAULT_MAILCATCHER_URL: &str = "http://localhost:8025";
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     pub http: HttpSettings,
-    /// Where the page's script sends its requests; also the only origin besides the page's own
-    /// that the Content-Security-Policy lets it connect to.
+    /// Where the page's script sends its requests (`BROKER_URL`, as the browser reaches the
+    /// broker); also the only origin besides the page's own that the Content-Security-Policy
+    /// lets it connect to.
+    #[serde(rename = "BROKER_URL")]
     pub broker_url: PublicUrl,
-    /// Where the "mail catcher" link points.
+    /// Where the "mail catcher" link points (`MAILCATCHER_URL`, the SMTP catcher's web UI).
+    #[serde(rename = "MAILCATCHER_URL")]
     pub mailcatcher_url: PublicUrl,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let public = |url| PublicUrl::parse(url).expect("the wiring's public URLs are valid");
+        Self {
+            http: HttpSettings::on_port(wiring::FRONTEND_PORT),
+            broker_url: public(wiring::BROKER_PUBLIC_URL),
+            mailcatcher_url: public(wiring::MAILCATCHER_PUBLIC_URL),
+        }
+    }
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
-            broker_url: public_url(env, BROKER_URL, DEFAULT_BROKER_URL)?,
-            mailcatcher_url: public_url(env, MAILCATCHER_URL, DEFAULT_MAILCATCHER_URL)?,
-        })
+        env.read(wiring::FRONTEND_PORT, &[])
     }
-}
-
-fn public_url(env: &Env, key: &str, default: &str) -> Result<PublicUrl, SettingsError> {
-    let value = env.string_or(key, default);
-    PublicUrl::parse(&value).map_err(|reason| SettingsError { key: key.to_owned(), value, reason })
 }
 
 /// An absolute `http(s)://host[:port][/path]` URL without a trailing slash, as a browser uses it.
 ///
 /// The origin part is restricted to characters that are safe inside a Content-Security-Policy
 /// header; the path may hold anything printable, since the page escapes it where it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct PublicUrl(String);
 
 impl PublicUrl {
@@ -76,6 +76,14 @@ impl PublicUrl {
         let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
         let end = self.0[after_scheme..].find(['/', '?', '#']).map_or(self.0.len(), |i| after_scheme + i);
         &self.0[..end]
+    }
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
     }
 }
 
@@ -132,8 +140,12 @@ mod tests {
 
     #[test]
     fn a_bad_broker_url_is_a_settings_error_that_names_the_variable() {
-        let env = Env::from_pairs([(BROKER_URL, "localhost:8080")]);
-        let error = Settings::from_env(&env).unwrap_err().to_string();
-        assert!(error.contains("BROKER_URL"), "{error}");
+        let env = Env::from_pairs([("BROKER_URL", "localhost:8080")]);
+        let error = Settings::from_env(&env).unwrap_err();
+        assert_eq!(error.key, "BROKER_URL");
+        assert!(
+            error.to_string().contains("BROKER_URL=\"localhost:8080\" is invalid: must be an absolute URL"),
+            "{error}"
+        );
     }
 }

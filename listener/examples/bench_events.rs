@@ -26,7 +26,7 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let total: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let prefetch: u16 = env_or("BENCH_PREFETCH", listener::settings::DEFAULT_PREFETCH);
+    let prefetch: u16 = env_or("BENCH_PREFETCH", listener::Settings::default().prefetch);
     let in_flight: usize = env_or("BENCH_PUBLISHERS", 256);
 
     let mongo = TestMongo::new();

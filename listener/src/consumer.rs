@@ -12,6 +12,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use service_kit::amqp::{Topology, connection_properties};
 use service_kit::retry::{RetryPolicy, retry};
+use service_kit::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -50,7 +51,7 @@ impl AmqpStatus {
 
 /// Everything the loop needs; built by `Application::build`, run by `run_until_stopped`.
 pub struct Consumer {
-    pub rabbit_url: String,
+    pub rabbit_url: SecretString,
     pub connection_name: String,
     pub topology: Topology,
     pub prefetch: u16,
@@ -109,7 +110,8 @@ impl Consumer {
     async fn connect(&self) -> Result<Session, String> {
         let session = async {
             let connection =
-                Connection::connect(&self.rabbit_url, connection_properties(&self.connection_name)).await?;
+                Connection::connect(self.rabbit_url.expose_secret(), connection_properties(&self.connection_name))
+                    .await?;
             let channel = connection.create_channel().await?;
             self.topology.declare(&channel).await?;
             channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;

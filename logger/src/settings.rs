@@ -2,28 +2,17 @@
 
 use std::time::Duration;
 
-use service_kit::{Env, HttpSettings, SettingsError};
+use serde::Deserialize;
+use service_kit::settings::{self, Env, HttpSettings, SecretString, SettingsError};
+use service_kit::wiring;
 
-/// Environment variable names.
-pub const RPC_PORT: &str = "RPC_PORT";
-pub const MONGO_URL: &str = "MONGO_URL";
-pub const MONGO_DB: &str = "MONGO_DB";
-pub const MONGO_TIMEOUT_MS: &str = "MONGO_TIMEOUT_MS";
-pub const MONGO_OP_TIMEOUT_MS: &str = "MONGO_OP_TIMEOUT_MS";
-pub const BATCH_MAX: &str = "BATCH_MAX";
-pub const BATCH_WINDOW_MS: &str = "BATCH_WINDOW_MS";
-pub const BATCH_CONCURRENCY: &str = "BATCH_CONCURRENCY";
-
-pub const DEFAULT_PORT: u16 = 8084;
-pub const DEFAULT_RPC_PORT: u16 = 5001;
-pub const DEFAULT_MONGO_URL: &str = "mongodb://127.0.0.1:27017";
-pub const DEFAULT_MONGO_DB: &str = "logs";
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Where the HTTP server listens (`HOST`, `PORT`).
     pub http: HttpSettings,
     /// The tarpc server's port (`RPC_PORT`), on the same host as HTTP; 0 asks for a free one.
+    #[serde(rename = "RPC_PORT")]
     pub rpc_port: u16,
     /// The store.
     pub mongo: MongoSettings,
@@ -31,24 +20,40 @@ pub struct Settings {
     pub batch: BatchSettings,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::on_port(wiring::LOGGER_PORT),
+            rpc_port: wiring::LOGGER_RPC_PORT,
+            mongo: MongoSettings::default(),
+            batch: BatchSettings::default(),
+        }
+    }
+}
+
 /// MongoDB and how long to wait for it, so that a store that is down fails a request fast.
-#[derive(Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct MongoSettings {
     /// A `mongodb://` URL (`MONGO_URL`); may carry credentials.
-    pub url: String,
+    #[serde(rename = "MONGO_URL")]
+    pub url: SecretString,
     /// The database (`MONGO_DB`); the collection is always `logs`.
+    #[serde(rename = "MONGO_DB")]
     pub database: String,
     /// Finding a reachable server and opening a connection (`MONGO_TIMEOUT_MS`): how fast a
     /// request fails when MongoDB is down.
+    #[serde(rename = "MONGO_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub connect_timeout: Duration,
     /// One whole operation (`MONGO_OP_TIMEOUT_MS`), for a server that accepts but hangs.
+    #[serde(rename = "MONGO_OP_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub op_timeout: Duration,
 }
 
 impl MongoSettings {
     pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: url.into().into(),
             database: database.into(),
             connect_timeout: Duration::from_secs(2),
             op_timeout: Duration::from_secs(5),
@@ -56,35 +61,29 @@ impl MongoSettings {
     }
 }
 
-// The URL may carry a password: show it without the user-info part.
-impl std::fmt::Debug for MongoSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = match (self.url.split_once("://"), self.url.rfind('@')) {
-            (Some((scheme, _)), Some(at)) => format!("{scheme}://<redacted>@{}", &self.url[at + 1..]),
-            _ => self.url.clone(),
-        };
-        f.debug_struct("MongoSettings")
-            .field("url", &url)
-            .field("database", &self.database)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("op_timeout", &self.op_timeout)
-            .finish()
+impl Default for MongoSettings {
+    fn default() -> Self {
+        Self::new(wiring::MONGO_URL, wiring::MONGO_DB)
     }
 }
 
 /// Grouping of concurrent writes into one `insert_many`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct BatchSettings {
     /// Most entries in one `insert_many` (`BATCH_MAX`). 1 turns grouping off: every write is
     /// its own insert, as in the Go original (the baseline of the benchmark).
+    #[serde(rename = "BATCH_MAX", deserialize_with = "settings::count")]
     pub max_entries: usize,
     /// How long a group waits for more writes after its first (`BATCH_WINDOW_MS`): the most a
     /// write is delayed for company. Default 0: a group takes what queued while the previous
     /// groups were being written (see `batch`).
+    #[serde(rename = "BATCH_WINDOW_MS", deserialize_with = "settings::millis")]
     pub window: Duration,
     /// How many groups are written at once (`BATCH_CONCURRENCY`). Fewer means bigger groups;
     /// more lets a multi-threaded MongoDB work on several. Against the single-threaded
     /// SecantusDB of the tests 1 is fastest (bench: 1 ≈ 6,100/s, 2 ≈ 5,700/s, 4 ≈ 5,200/s).
+    #[serde(rename = "BATCH_CONCURRENCY", deserialize_with = "settings::count")]
     pub concurrency: usize,
 }
 
@@ -97,25 +96,7 @@ impl Default for BatchSettings {
 impl Settings {
     /// `PORT` (8084), `RPC_PORT` (5001), `MONGO_URL`, `MONGO_DB` (`logs`), timeouts, batching.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let mongo_defaults = MongoSettings::new(env.string_or(MONGO_URL, DEFAULT_MONGO_URL), DEFAULT_MONGO_DB);
-        let mongo = MongoSettings {
-            database: env.string_or(MONGO_DB, DEFAULT_MONGO_DB),
-            connect_timeout: env.millis_or(MONGO_TIMEOUT_MS, mongo_defaults.connect_timeout)?,
-            op_timeout: env.millis_or(MONGO_OP_TIMEOUT_MS, mongo_defaults.op_timeout)?,
-            ..mongo_defaults
-        };
-        let defaults = BatchSettings::default();
-        let batch = BatchSettings {
-            max_entries: env.at_least_one_or(BATCH_MAX, defaults.max_entries)?,
-            window: env.millis_or(BATCH_WINDOW_MS, defaults.window)?,
-            concurrency: env.at_least_one_or(BATCH_CONCURRENCY, defaults.concurrency)?,
-        };
-        Ok(Self {
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
-            rpc_port: env.parse_or(RPC_PORT, DEFAULT_RPC_PORT)?,
-            mongo,
-            batch,
-        })
+        env.read(wiring::LOGGER_PORT, &["mongo", "batch"])
     }
 
     /// Loopback, free ports for HTTP and RPC, default batching: what tests (this crate's and
@@ -132,6 +113,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use service_kit::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -139,7 +122,7 @@ mod tests {
         let settings = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(settings.http.port, 8084);
         assert_eq!(settings.rpc_port, 5001);
-        assert_eq!(settings.mongo.url, "mongodb://127.0.0.1:27017");
+        assert_eq!(settings.mongo.url.expose_secret(), "mongodb://127.0.0.1:27017");
         assert_eq!(settings.mongo.database, "logs");
         assert_eq!(settings.batch, BatchSettings::default());
     }
@@ -157,7 +140,7 @@ mod tests {
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!((settings.http.port, settings.rpc_port), (9000, 9001));
-        assert_eq!(settings.mongo.url, "mongodb://db:27017");
+        assert_eq!(settings.mongo.url.expose_secret(), "mongodb://db:27017");
         assert_eq!(settings.mongo.database, "other");
         assert_eq!(settings.mongo.connect_timeout, Duration::from_millis(300));
         assert_eq!(settings.batch.max_entries, 1);
@@ -171,6 +154,8 @@ mod tests {
             ("BATCH_MAX", "0", "a group must hold at least one entry"),
             ("BATCH_CONCURRENCY", "0", "at least one group at a time"),
             ("BATCH_WINDOW_MS", "-1", "negative window"),
+            ("MONGO_TIMEOUT_MS", "0", "every request would time out at once"),
+            ("MONGO_OP_TIMEOUT_MS", "0", "every operation would time out at once"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();
@@ -180,9 +165,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_mongo_credentials() {
-        let mongo = MongoSettings::new("mongodb://user:s3cret@db:27017/?authSource=admin", "logs");
-        let shown = format!("{mongo:?}");
+        let env = Env::from_pairs([("MONGO_URL", "mongodb://user:s3cret@db:27017/?authSource=admin")]);
+        let shown = format!("{:?}", Settings::from_env(&env).unwrap());
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("db:27017"), "{shown}");
+        assert!(shown.contains("database: \"logs\""), "the rest is shown: {shown}");
     }
 }

@@ -105,7 +105,9 @@ impl LogStore {
     /// Parses the settings into a client. Connects lazily: nothing is contacted here.
     pub async fn new(settings: &MongoSettings) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let mut options = ClientOptions::parse(&settings.url).await.context("MONGO_URL is not a valid MongoDB URL")?;
+        use service_kit::ExposeSecret;
+        let mut options =
+            ClientOptions::parse(settings.url.expose_secret()).await.context("MONGO_URL is not a valid MongoDB URL")?;
         options.server_selection_timeout = Some(settings.connect_timeout);
         options.connect_timeout = Some(settings.connect_timeout);
         options.app_name.get_or_insert_with(|| "logger".to_owned());

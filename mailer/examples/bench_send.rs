@@ -25,8 +25,8 @@ use service_kit::{Env, HttpSettings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();
-    let mails: usize = env.parse_or("BENCH_MAILS", 1_000)?;
-    let concurrency: usize = env.parse_or("BENCH_CONCURRENCY", 32)?;
+    let mails: usize = env.get("BENCH_MAILS").unwrap_or("1000").parse()?;
+    let concurrency: usize = env.get("BENCH_CONCURRENCY").unwrap_or("32").parse()?;
     let mut settings = Settings::from_env(&env)?;
     settings.http = HttpSettings::ephemeral();
     let pool_size = settings.smtp.pool_size;

@@ -35,6 +35,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use service_kit::ExposeSecret;
 use tokio::net::TcpStream;
 
 use crate::settings::{Encryption, SmtpSettings};
@@ -120,7 +121,7 @@ impl SmtpMailer {
         };
         let credentials = Some(&settings.username)
             .filter(|username| !username.is_empty())
-            .map(|username| Credentials::new(username.clone(), settings.password.clone()));
+            .map(|username| Credentials::new(username.clone(), settings.password.expose_secret().to_owned()));
         let connector = Connector {
             host: settings.host.clone(),
             port: settings.port,
@@ -131,7 +132,7 @@ impl SmtpMailer {
             server: format!("{}:{}", settings.host, settings.port),
         };
         let pool = Pool::builder(connector)
-            .max_size(settings.pool_size.max(1) as usize)
+            .max_size(settings.pool_size as usize)
             // The most recently used first, so that connections beyond the load go idle and close.
             .queue_mode(QueueMode::Lifo)
             .create_timeout(Some(settings.connect_timeout))

@@ -2,8 +2,9 @@
 //! logger's RPC server is behind a feature of that name, so that a service links lapin or
 //! tarpc only when it uses them.
 //!
-//! - [`settings`]: typed settings read once from an [`settings::Env`] (the process environment in
-//!   `main`, a literal map in tests; nobody calls `set_var`).
+//! - [`settings`]: typed settings derived with serde, read once from an [`settings::Env`] (the
+//!   process environment in `main`, a literal map in tests; nobody calls `set_var`); secrets
+//!   as [`SecretString`].
 //! - [`telemetry`]: JSON logs through `tracing` (pretty with `LOG_FORMAT=pretty`).
 //! - [`http`]: the envelope renderer for errors, the JSON extractor limits, the 404 fallback.
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
@@ -34,4 +35,4 @@ pub mod wiring;
 pub mod testing;
 
 pub use health::Readiness;
-pub use settings::{Env, HttpSettings, SettingsError};
+pub use settings::{Env, ExposeSecret, HttpSettings, SecretString, SettingsError};

@@ -1,17 +1,38 @@
-//! Typed settings, parsed once at start-up from environment variables.
+//! Typed settings, read once at start-up from environment variables.
 //!
-//! Each service has a `Settings` struct with a `from_env(&Env)` constructor; tests build the
-//! struct directly (port 0, a per-test database) instead of touching the process environment.
+//! Each service's `Settings` derives `Deserialize`: a field names its variable
+//! (`#[serde(rename = "AUTH_URL")]`), its default is the struct's `Default` (pointing at
+//! [`crate::wiring`]), and a duration, count or list goes through the one deserializer below
+//! for its kind ([`millis`], [`positive_millis`], [`count`], [`list`]), so every service checks
+//! them the same way. A nested struct (`http`, `database`, ...) is a *section*: it reads from
+//! the same flat variables, since the names stay those of the deployment files.
+//!
+//! [`Env::read`] does the reading with `figment`, whose errors carry the field's path and so
+//! the variable's name. Tests build the structs directly (port 0, a per-test database), or
+//! read a literal [`Env::from_pairs`]; nobody calls `set_var`.
+//!
+//! Secrets (DSNs, AMQP and Mongo URLs, SMTP passwords) are [`SecretString`]s: their `Debug`
+//! shows `[REDACTED]`, so no settings log line carries a password.
 
 use std::collections::HashMap;
-use std::str::FromStr;
+use std::fmt;
 use std::time::Duration;
+
+use figment::Figment;
+use figment::error::Kind;
+use figment::providers::Serialized;
+use figment::value::{Dict, Value};
+pub use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Visitor};
 
 /// Variable names common to every service.
 pub const PORT: &str = "PORT";
-pub const HOST: &str = "HOST";
 pub const RUST_LOG: &str = "RUST_LOG";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
+
+/// Where a service listens unless `HOST` says otherwise: every interface, for containers.
+pub const ALL_INTERFACES: &str = "0.0.0.0";
 
 /// A setting that is present but does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +49,9 @@ impl SettingsError {
     }
 }
 
-/// Where settings come from: the process environment, or a map in tests.
-#[derive(Debug, Clone, Default)]
+/// Where settings come from: the process environment, or a map in tests. Values are trimmed;
+/// a blank one counts as unset. (No `Debug`: the values hold secrets.)
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
 }
@@ -37,88 +59,71 @@ pub struct Env {
 impl Env {
     /// A snapshot of the process environment.
     pub fn process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self::from_pairs(std::env::vars())
     }
 
     /// A literal environment, for tests and examples.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into().trim().to_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        Self { vars }
     }
 
     /// The value when set and not blank.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).map(str::trim).filter(|v| !v.is_empty())
+        self.vars.get(key).map(String::as_str)
     }
 
-    pub fn string_or(&self, key: &str, default: &str) -> String {
-        self.get(key).unwrap_or(default).to_owned()
-    }
-
-    /// Parses the value, or returns `default` when unset.
-    pub fn parse_or<T>(&self, key: &str, default: T) -> Result<T, SettingsError>
-    where
-        T: FromStr,
-        T::Err: std::fmt::Display,
-    {
-        match self.get(key) {
-            None => Ok(default),
-            Some(value) => value.parse().map_err(|e: T::Err| SettingsError {
-                key: key.to_owned(),
-                value: value.to_owned(),
-                reason: e.to_string(),
-            }),
+    /// A service's settings `T`. `PORT` defaults to `default_port`; `http` and every name in
+    /// `sections` are nested structs read from the same variables as the top level.
+    pub fn read<T: DeserializeOwned>(&self, default_port: u16, sections: &[&str]) -> Result<T, SettingsError> {
+        let mut vars: Dict = self.vars.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+        vars.entry(PORT.to_owned()).or_insert_with(|| Value::from(default_port));
+        let mut nested = vars.clone();
+        for section in std::iter::once("http").chain(sections.iter().copied()) {
+            nested.insert(section.to_owned(), Value::from(vars.clone()));
         }
+        // "Lossy": a number or a flag may be given as a string, as every variable is.
+        Figment::from(Serialized::defaults(nested)).extract_lossy().map_err(|error| self.error(error))
     }
 
-    /// A duration given in milliseconds.
-    pub fn millis_or(&self, key: &str, default: Duration) -> Result<Duration, SettingsError> {
-        let millis = self.parse_or(key, u64::try_from(default.as_millis()).unwrap_or(u64::MAX))?;
-        Ok(Duration::from_millis(millis))
-    }
-
-    /// A count that must be at least 1 (a pool size, a prefetch window); `default` when unset.
-    pub fn at_least_one_or<T>(&self, key: &str, default: T) -> Result<T, SettingsError>
-    where
-        T: FromStr + PartialEq + From<u8>,
-        T::Err: std::fmt::Display,
-    {
-        let value = self.parse_or(key, default)?;
-        if value == T::from(0) {
-            return Err(SettingsError::new(key, "0", "must be at least 1"));
-        }
-        Ok(value)
-    }
-
-    /// A timeout in milliseconds; zero would fail every call, so it is refused.
-    pub fn positive_millis_or(&self, key: &str, default: Duration) -> Result<Duration, SettingsError> {
-        let timeout = self.millis_or(key, default)?;
-        if timeout.is_zero() {
-            return Err(SettingsError::new(key, "0", "must be positive"));
-        }
-        Ok(timeout)
-    }
-
-    /// A comma-separated list; `default` when unset.
-    pub fn list_or(&self, key: &str, default: &[&str]) -> Vec<String> {
-        match self.get(key) {
-            None => default.iter().map(|s| (*s).to_owned()).collect(),
-            Some(value) => value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        }
+    /// The variable is the last part of the failing field's path.
+    fn error(&self, error: figment::Error) -> SettingsError {
+        let key = match &error.kind {
+            Kind::MissingField(field) => field.to_string(),
+            _ => error.path.last().cloned().unwrap_or_default(),
+        };
+        let reason = match &error.kind {
+            // The value is in the message already; say what was expected of it.
+            Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => format!("expected {expected}"),
+            kind => kind.to_string(),
+        };
+        SettingsError { value: self.get(&key).unwrap_or_default().to_owned(), key, reason }
     }
 }
 
-/// Where a service's HTTP server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a service's HTTP server listens: `HOST` (default all interfaces) and `PORT` (default
+/// the service's own, given to [`Env::read`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct HttpSettings {
+    #[serde(rename = "HOST", default = "all_interfaces")]
     pub host: String,
     /// 0 asks the OS for a free port; the bound port is read back from the listener.
+    #[serde(rename = "PORT")]
     pub port: u16,
 }
 
+fn all_interfaces() -> String {
+    ALL_INTERFACES.to_owned()
+}
+
 impl HttpSettings {
-    /// `HOST` (default all interfaces, for containers) and `PORT` (default `default_port`).
-    pub fn from_env(env: &Env, default_port: u16) -> Result<Self, SettingsError> {
-        Ok(Self { host: env.string_or(HOST, "0.0.0.0"), port: env.parse_or(PORT, default_port)? })
+    /// All interfaces on `port`: a service's default.
+    pub fn on_port(port: u16) -> Self {
+        Self { host: all_interfaces(), port }
     }
 
     /// Loopback on a free port: what tests use.
@@ -127,46 +132,154 @@ impl HttpSettings {
     }
 }
 
+/// A duration in whole milliseconds (`*_MS`) where 0 means something (no batching window).
+pub fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    whole_number(deserializer, "a whole number of milliseconds").map(Duration::from_millis)
+}
+
+/// A timeout or delay in whole milliseconds (`*_MS`): 0 would fail every call or retry in a
+/// busy loop, so it is refused.
+pub fn positive_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    match millis(deserializer)? {
+        Duration::ZERO => Err(D::Error::custom("must be positive")),
+        duration => Ok(duration),
+    }
+}
+
+/// A count (a pool size, a prefetch window, a batch size, attempts): 0 would stall or do
+/// nothing, so it is refused rather than raised to 1.
+pub fn count<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + PartialEq + From<u8>,
+{
+    let count = T::deserialize(deserializer)?;
+    if count == T::from(0) {
+        return Err(D::Error::custom("must be at least 1"));
+    }
+    Ok(count)
+}
+
+/// A comma-separated list; blank items are dropped.
+pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let value = String::deserialize(deserializer)?;
+    Ok(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// A non-negative integer; `expected` says what for in the error.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D, expected: &'static str) -> Result<u64, D::Error> {
+    struct Whole(&'static str);
+
+    impl Visitor<'_> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+    }
+
+    deserializer.deserialize_u64(Whole(expected))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// One field of each kind, plus a section.
+    #[derive(Debug, Deserialize)]
+    #[serde(default)]
+    struct Probe {
+        http: HttpSettings,
+        #[serde(rename = "NAME")]
+        name: String,
+        #[serde(rename = "WINDOW_MS", deserialize_with = "millis")]
+        window: Duration,
+        #[serde(rename = "TIMEOUT_MS", deserialize_with = "positive_millis")]
+        timeout: Duration,
+        #[serde(rename = "POOL", deserialize_with = "count")]
+        pool: u16,
+        #[serde(rename = "ORIGINS", deserialize_with = "list")]
+        origins: Vec<String>,
+        #[serde(rename = "SECRET")]
+        secret: SecretString,
+    }
+
+    impl Default for Probe {
+        fn default() -> Self {
+            Self {
+                http: HttpSettings::on_port(1),
+                name: "d".into(),
+                window: Duration::ZERO,
+                timeout: Duration::from_secs(1),
+                pool: 5,
+                origins: vec!["x".into()],
+                secret: "".into(),
+            }
+        }
+    }
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Probe, SettingsError> {
+        Env::from_pairs(pairs.iter().copied()).read(8083, &[])
+    }
+
     #[test]
     fn unset_and_blank_values_take_the_default() {
-        let env = Env::from_pairs([("BLANK", "  ")]);
-        assert_eq!(env.string_or("MISSING", "d"), "d");
-        assert_eq!(env.string_or("BLANK", "d"), "d");
-        assert_eq!(env.parse_or("MISSING", 7u16).unwrap(), 7);
+        let probe = read(&[("NAME", "  "), ("HOST", "")]).unwrap();
+        assert_eq!(probe.name, "d");
+        assert_eq!(probe.http, HttpSettings { host: "0.0.0.0".into(), port: 8083 });
+        assert_eq!((probe.pool, probe.timeout), (5, Duration::from_secs(1)));
+        assert_eq!(probe.origins, ["x"]);
     }
 
     #[test]
-    fn a_bad_value_is_an_error_that_names_the_variable() {
-        let env = Env::from_pairs([("PORT", "eighty")]);
-        let error = HttpSettings::from_env(&env, 8080).unwrap_err().to_string();
-        assert!(error.contains("PORT=\"eighty\""), "{error}");
+    fn values_are_trimmed_and_parsed_whatever_they_look_like() {
+        let probe = read(&[
+            ("NAME", " 123 "),
+            ("PORT", "0"),
+            ("HOST", "127.0.0.1"),
+            ("WINDOW_MS", "0"),
+            ("TIMEOUT_MS", "250"),
+            ("POOL", "3"),
+            ("ORIGINS", "http://a, http://b,"),
+        ])
+        .unwrap();
+        assert_eq!(probe.name, "123", "a string that looks like a number stays a string");
+        assert_eq!(probe.http, HttpSettings::ephemeral());
+        assert_eq!((probe.window, probe.timeout), (Duration::ZERO, Duration::from_millis(250)));
+        assert_eq!(probe.pool, 3);
+        assert_eq!(probe.origins, ["http://a", "http://b"]);
     }
 
     #[test]
-    fn lists_and_durations_parse() {
-        let env = Env::from_pairs([("ORIGINS", "http://a, http://b,"), ("TIMEOUT_MS", "250")]);
-        assert_eq!(env.list_or("ORIGINS", &[]), vec!["http://a", "http://b"]);
-        assert_eq!(env.list_or("OTHER", &["x"]), vec!["x"]);
-        assert_eq!(env.millis_or("TIMEOUT_MS", Duration::from_secs(1)).unwrap(), Duration::from_millis(250));
+    fn a_bad_value_is_an_error_that_names_the_variable_and_the_problem() {
+        let cases = [
+            ("PORT", "eighty", "expected u16"),
+            ("PORT", "70000", "expected u16"),
+            ("TIMEOUT_MS", "soon", "expected a whole number of milliseconds"),
+            ("TIMEOUT_MS", "-1", "expected a whole number of milliseconds"),
+            ("TIMEOUT_MS", "1.5", "expected a whole number of milliseconds"),
+            ("TIMEOUT_MS", "0", "must be positive"),
+            ("WINDOW_MS", "later", "expected a whole number of milliseconds"),
+            ("POOL", "0", "must be at least 1"),
+            ("POOL", "70000", "expected u16"),
+            ("POOL", "many", "expected u16"),
+        ];
+        for (key, value, reason) in cases {
+            let error = read(&[(key, value)]).unwrap_err();
+            assert_eq!((error.key.as_str(), error.value.as_str(), error.reason.as_str()), (key, value, reason));
+            assert_eq!(error.to_string(), format!("setting {key}={value:?} is invalid: {reason}"));
+        }
     }
 
     #[test]
-    fn counts_and_timeouts_refuse_zero() {
-        let env = Env::from_pairs([("POOL", "0"), ("TIMEOUT_MS", "0"), ("OK", "3")]);
-        assert_eq!(env.at_least_one_or("POOL", 5u32).unwrap_err().reason, "must be at least 1");
-        assert_eq!(env.at_least_one_or("OK", 5usize).unwrap(), 3);
-        assert_eq!(env.at_least_one_or("UNSET", 5u16).unwrap(), 5);
-        assert_eq!(env.positive_millis_or("TIMEOUT_MS", Duration::from_secs(1)).unwrap_err().key, "TIMEOUT_MS");
-        assert_eq!(env.positive_millis_or("UNSET", Duration::from_secs(1)).unwrap(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn http_settings_default_to_all_interfaces_on_the_service_port() {
-        let settings = HttpSettings::from_env(&Env::default(), 8083).unwrap();
-        assert_eq!(settings, HttpSettings { host: "0.0.0.0".into(), port: 8083 });
+    fn debug_output_hides_secrets() {
+        let probe = read(&[("SECRET", "amqp://user:hunter2@rabbit/%2f")]).unwrap();
+        assert_eq!(probe.secret.expose_secret(), "amqp://user:hunter2@rabbit/%2f");
+        let shown = format!("{probe:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -7,7 +7,7 @@ use crate::settings::{Env, LOG_FORMAT, RUST_LOG};
 
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(service: &str, env: &Env) {
-    let filter = EnvFilter::try_new(env.string_or(RUST_LOG, "info")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(env.get(RUST_LOG).unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let installed = match env.get(LOG_FORMAT) {
         Some("pretty") => builder.pretty().try_init(),

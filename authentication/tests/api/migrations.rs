@@ -68,7 +68,7 @@ async fn by_default_the_seed_user_is_hashed_at_cost_12() {
     let db = TestPostgres::create().await;
     let mut defaults = Settings::from_env(&Env::default()).unwrap();
     defaults.http = service_kit::HttpSettings::ephemeral();
-    defaults.database.dsn = db.url.clone();
+    defaults.database.dsn = db.url.clone().into();
 
     let app = spawn_with(defaults, db).await;
 

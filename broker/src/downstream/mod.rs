@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use anyhow::Context;
-use service_kit::Readiness;
 use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
+use service_kit::{ExposeSecret, Readiness};
 
 use crate::settings::Settings;
 
@@ -42,9 +42,10 @@ impl Downstreams {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = http_client().context("cannot build the HTTP client")?;
         let topology = Topology::new(&settings.exchange, &settings.queue);
-        let events = EventPublisher::with_topology(&settings.rabbit_url, topology, settings.rabbit_timeout)
-            .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
-            .context("cannot set up the RabbitMQ publisher")?;
+        let events =
+            EventPublisher::with_topology(settings.rabbit_url.expose_secret(), topology, settings.rabbit_timeout)
+                .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
+                .context("cannot set up the RabbitMQ publisher")?;
         Ok(Self {
             auth: RestService::new(Service::Authentication, &settings.auth_url, settings.auth_timeout, http.clone()),
             mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),

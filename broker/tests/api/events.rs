@@ -13,7 +13,7 @@ use crate::helpers::{settings_with_downstreams_down, spawn_broker};
 #[tokio::test]
 async fn an_event_accepted_before_any_listener_started_waits_in_the_shared_queue() {
     let mut settings = settings_with_downstreams_down();
-    settings.rabbit_url = testing::rabbit_url();
+    settings.rabbit_url = testing::rabbit_url().into();
     let topology = Topology::new(&settings.exchange, &settings.queue);
     let app = spawn_broker(settings).await;
 

@@ -196,7 +196,7 @@ struct OriginalPayload {
 #[tokio::test]
 async fn events_the_broker_publishes_are_readable_by_the_go_originals_listener() {
     let mut settings = settings_with_downstreams_down();
-    settings.rabbit_url = testing::rabbit_url();
+    settings.rabbit_url = testing::rabbit_url().into();
     let exchange = settings.exchange.clone();
     let topology = Topology::new(&settings.exchange, &settings.queue);
     // The original listener's topology: the exchange as it declares it (topic, durable), and an

@@ -62,7 +62,7 @@ pub fn settings_with_downstreams_down() -> Settings {
     settings.auth_url = format!("http://127.0.0.1:{}", free_port());
     settings.mailer_url = format!("http://127.0.0.1:{}", free_port());
     settings.logger_rpc_addr = format!("127.0.0.1:{}", free_port());
-    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()).into();
     settings.exchange = service_kit::testing::unique_name("broker-test");
     settings.queue = service_kit::testing::unique_name("broker-test-q");
     for timeout in [
@@ -136,7 +136,7 @@ impl HangingDownstreams {
         settings.auth_url = format!("http://{}", self.auth.addr);
         settings.mailer_url = format!("http://{}", self.mailer.addr);
         settings.logger_rpc_addr = self.logger.addr.to_string();
-        settings.rabbit_url = format!("amqp://guest:guest@{}/%2f", self.rabbit.addr);
+        settings.rabbit_url = format!("amqp://guest:guest@{}/%2f", self.rabbit.addr).into();
         settings.auth_timeout = timeout;
         settings.logger_timeout = timeout;
         settings.mailer_timeout = timeout;

@@ -82,7 +82,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     settings.auth_url = auth_url;
     settings.logger_rpc_addr = logger_rpc_addr;
     settings.mailer_url = mailer_url;
-    settings.rabbit_url = rabbit_url;
+    settings.rabbit_url = rabbit_url.into();
     settings.exchange = exchange;
     settings.queue = queue.clone();
     adjust(&mut settings);

@@ -30,7 +30,7 @@ async fn ready_answers_200_once_consuming_with_the_logger_reachable() {
 async fn ready_answers_503_and_names_what_is_down() {
     let broker = TestBroker::new().await;
     let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", free_port()), |settings| {
-        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()).into();
     })
     .await;
     let Answer { status, body, .. } = app.ready().await;

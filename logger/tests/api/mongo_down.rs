@@ -18,7 +18,7 @@ fn is_unavailable(error: &RpcError) -> bool {
 #[tokio::test]
 async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_back() {
     let mut mongo = OwnMongo::start().await;
-    let app = spawn_app_with(|s| s.mongo.url = mongo.url()).await;
+    let app = spawn_app_with(|s| s.mongo.url = mongo.url().into()).await;
     app.rpc.write_log(entry("before", "")).await.expect("MongoDB is up");
 
     mongo.kill();
@@ -51,7 +51,7 @@ async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_bac
 async fn the_logger_starts_without_mongodb_and_says_it_is_unavailable() {
     let closed = format!("mongodb://127.0.0.1:{}", free_port());
     let started = Instant::now();
-    let app = spawn_app_with(|s| s.mongo.url = closed).await;
+    let app = spawn_app_with(|s| s.mongo.url = closed.into()).await;
     assert!(started.elapsed() < FAST, "build took {:?}", started.elapsed());
 
     let started = Instant::now();

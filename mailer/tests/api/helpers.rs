@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mailer::settings::{FROM_ADDRESS, FROM_NAME, MAIL_HOST, MAIL_PORT};
 use mailer::{Application, Settings};
 use serde_json::{Value, json};
 use service_kit::testing::{self, Answer, ChildServer, MailCatcher, ScratchDir, free_port};
@@ -54,10 +53,10 @@ pub fn test_settings() -> Settings {
 
 pub fn test_settings_for_smtp_port(smtp_port: u16) -> Settings {
     let env = Env::from_pairs([
-        (MAIL_HOST, testing::smtp_host()),
-        (MAIL_PORT, smtp_port.to_string()),
-        (FROM_NAME, TEST_FROM_NAME.to_owned()),
-        (FROM_ADDRESS, TEST_FROM_ADDRESS.to_owned()),
+        ("MAIL_HOST", testing::smtp_host()),
+        ("MAIL_PORT", smtp_port.to_string()),
+        ("FROM_NAME", TEST_FROM_NAME.to_owned()),
+        ("FROM_ADDRESS", TEST_FROM_ADDRESS.to_owned()),
     ]);
     let mut settings = Settings::from_env(&env).expect("valid test settings");
     settings.http = HttpSettings::ephemeral();
