@@ -4,8 +4,8 @@
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use listener::go_original::event_id;
-use mongodb::bson::Document;
 use logger::testing::TestLogger;
+use mongodb::bson::Document;
 use service_kit::testing::{TestMongo, eventually, unique_name};
 
 use crate::helpers::{PATIENCE, TestBroker, spawn_app};
