@@ -72,7 +72,7 @@ impl HandleRequest {
     /// names the problem, a field by its path from the payload key (`mail.to`). The payload is
     /// read on its own because serde's internally tagged enums lose the path of an error.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| RequestError::Syntax(e.to_string()))?;
+        let value = validate::JsonBody::parse(body).map_err(|e| RequestError::Syntax(e.to_string()))?.into_inner();
         let Value::Object(mut object) = value else { return Err(RequestError::NotAnObject) };
         let action = match object.get("action") {
             None => return Err(RequestError::MissingAction),

@@ -105,6 +105,91 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Va
     })
 }
 
+/// A JSON body read with every object's keys unique, at any depth. `serde_json::Value` keeps
+/// the last of two equal keys while other parsers keep the first, so
+/// `{"action":"log","action":"auth"}` could mean one action to the broker and another to
+/// whatever reads the body next: a duplicate key is refused instead. Every HTTP body the
+/// services parse goes through this before [`from_value`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonBody(pub serde_json::Value);
+
+impl JsonBody {
+    /// Parses `bytes`, refusing a duplicate key (named, cut short: it is the caller's input).
+    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn into_inner(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeys).map(JsonBody)
+    }
+}
+
+/// Builds a `serde_json::Value` as serde_json's own visitor does, but for duplicate keys.
+struct UniqueKeys;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(JsonBody(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(serde::de::Error::custom(format_args!("duplicate key {shown:?}")));
+            }
+            let JsonBody(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
+    }
+}
+
 /// A serde error message without the offending value: `invalid type: integer `12345`, expected
 /// a string` becomes `invalid type: integer, expected a string`. Error messages are shown to
 /// callers and logged, and the value may be a password.
@@ -396,5 +481,21 @@ mod tests {
             single_line("from", "Hello\r\nBcc: evil@example.com").unwrap_err().to_string(),
             "invalid field `from`: must be a single line without control characters"
         );
+    }
+
+    #[test]
+    fn a_body_with_a_duplicate_key_is_refused_at_any_depth() {
+        let cases = [
+            (r#"{"action":"log","action":"auth"}"#, "duplicate key \"action\"", "top level"),
+            (r#"{"auth":{"email":"a@b.c","email":"x@y.z"}}"#, "duplicate key \"email\"", "nested"),
+            (r#"[{"a":1,"a":2}]"#, "duplicate key \"a\"", "inside an array"),
+        ];
+        for (body, expected, why) in cases {
+            let message = JsonBody::parse(body.as_bytes()).unwrap_err().to_string();
+            assert!(message.contains(expected), "{why}: {message}");
+        }
+        let body = r#"{"a":[1,2.5,"x",null,true],"b":{"a":{}}}"#;
+        let parsed = JsonBody::parse(body.as_bytes()).unwrap().into_inner();
+        assert_eq!(parsed, serde_json::from_str::<serde_json::Value>(body).unwrap(), "same value as serde_json's");
     }
 }

@@ -57,11 +57,11 @@ impl ResponseError for AuthenticateError {
 /// Checks the credentials; the password is only ever passed to bcrypt.
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
-    body: web::Json<serde_json::Value>,
+    body: web::Json<validate::JsonBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AuthenticateError> {
     let AppState { store, hasher } = state.get_ref();
-    let credentials: Credentials = validate::from_value(body.into_inner())?;
+    let credentials: Credentials = validate::from_value(body.into_inner().into_inner())?;
     let email = normalize_email(credentials.email.as_str());
     tracing::Span::current().record("email", email.as_str());
 

@@ -45,11 +45,11 @@ impl ResponseError for RegisterError {
 /// 201 `created user <email>` with the user (never the hash); 409 when the address is taken.
 #[tracing::instrument(name = "register user", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn register(
-    body: web::Json<serde_json::Value>,
+    body: web::Json<validate::JsonBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RegisterError> {
     let AppState { store, hasher } = state.get_ref();
-    let new_user: NewUser = validate::from_value(body.into_inner())?;
+    let new_user: NewUser = validate::from_value(body.into_inner().into_inner())?;
     let email = normalize_email(new_user.email.as_str());
     tracing::Span::current().record("email", email.as_str());
 

@@ -22,6 +22,13 @@ async fn handle_refuses_bad_input_with_a_4xx_naming_the_problem_and_calls_no_dow
         ("no action", JSON, r#"{"auth":{"email":"a@b.c","password":"x"}}"#.into(), 400, r#"missing field "action""#),
         ("an unknown action", JSON, r#"{"action":"delete"}"#.into(), 400, r#"unknown action "delete""#),
         ("an action that is not a string", JSON, r#"{"action":5}"#.into(), 400, "unknown action"),
+        (
+            "a duplicate key (parsers disagree on which one wins)",
+            JSON,
+            r#"{"action":"log","action":"auth","auth":{"email":"a@b.c","password":"x"}}"#.into(),
+            400,
+            r#"duplicate key "action""#,
+        ),
         ("auth without its payload", JSON, r#"{"action":"auth"}"#.into(), 400, "missing field `auth`"),
         ("mail without its payload", JSON, r#"{"action":"mail"}"#.into(), 400, "missing field `mail`"),
         (

@@ -48,8 +48,8 @@ impl ResponseError for SendError {
 }
 
 #[tracing::instrument(name = "send mail", skip_all, fields(to = tracing::field::Empty))]
-pub async fn send(body: web::Json<serde_json::Value>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
-    let payload: MailPayload = validate::from_value(body.into_inner())?;
+pub async fn send(body: web::Json<validate::JsonBody>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
+    let payload: MailPayload = validate::from_value(body.into_inner().into_inner())?;
     tracing::Span::current().record("to", payload.to.as_str());
     let mail = NewMail::new(payload, &state.default_sender);
     let body = state.renderer.render(&mail).map_err(|e| SendError::Compose(e.into()))?;

@@ -55,6 +55,13 @@ async fn send_refuses_bodies_that_are_not_json_objects() {
         (r#"{"to": "a@b.c", "#.to_owned(), "application/json", 400, "not valid JSON", "malformed JSON"),
         (String::new(), "application/json", 400, "not valid JSON", "an empty body"),
         ("[1, 2]".to_owned(), "application/json", 400, "invalid request", "a JSON array"),
+        (
+            r#"{"to":"a@b.c","to":"b@c.d","subject":"s","message":"m"}"#.to_owned(),
+            "application/json",
+            400,
+            r#"duplicate key "to""#,
+            "a duplicate key",
+        ),
         (valid.clone(), "text/plain", 415, "Content-Type must be application/json", "a wrong content type"),
         (valid, "application/x-www-form-urlencoded", 415, "Content-Type must be application/json", "a form"),
     ];
