@@ -2,22 +2,32 @@
 //! or send it to the dead-letter queue. Nothing is acknowledged before the logger confirmed
 //! the write.
 //!
-//! Failures, and why each is treated so:
+//! Failures, and why each is treated so (the rule is [`after_failure`]):
 //! - Not JSON, missing fields, or outside the contract's limits: no retry can fix it, so it is
 //!   rejected (`requeue=false`) to the dead-letter queue at once, and logged.
-//! - Refused by the logger (`LogError::Invalid`): the same, for the same reason.
-//! - The logger is unreachable, times out, or cannot reach MongoDB, and its `ping` fails too:
-//!   an outage, not this event's fault. The event is held (unacked) and the write retried with
-//!   a capped backoff for as long as the outage lasts; these tries do not count. Dead-lettering
-//!   here would empty the queue into the dead-letter queue during every logger restart, and a
-//!   `nack(requeue=true)` would spin every event between RabbitMQ and the listener at full speed
-//!   while the logger is down. Holding costs at most the prefetch window of unacked messages;
-//!   the rest wait in the queue, and if this replica dies RabbitMQ redelivers what it held.
-//! - Any other failure while the logger answers its `ping`: something about this event makes
-//!   the write fail. It is retried with backoff, and dead-lettered after `max_attempts`.
+//! - Refused by the logger (`LogError::Invalid`): the same, for the same reason. These are the
+//!   only dead letters of a valid-looking event.
+//! - The logger is unreachable, does not answer within the timeout (its deadline passed), or
+//!   answers `Unavailable` (MongoDB down, or too slow for its own bound): an outage or an
+//!   overload, not this event's fault. The event is held (unacked) and the write retried with
+//!   a capped backoff for as long as it lasts; these tries never count toward `max_attempts`.
+//!   Counting them dead-lettered valid events whenever a backlog saturated the store (the
+//!   logger answered its `ping`, so slow writes looked like this event's fault), and
+//!   dead-lettering or requeueing during a logger restart would empty the queue into the
+//!   dead-letter queue or spin every event at full speed. Holding costs at most the prefetch
+//!   window of unacked messages; the rest wait in the queue, and if this replica dies RabbitMQ
+//!   redelivers what it held.
+//! - Any other failure (an answer no write should get): retried with backoff, and
+//!   dead-lettered after `max_attempts`.
+//!
+//! Writes in flight to the logger are capped (`MAX_IN_FLIGHT_WRITES`), so that a backlog is
+//! drained at the store's pace: more concurrent writes than the logger stores in a round only
+//! queue in the logger, time out there and come back as retries, multiplying the load.
 //!
 //! A write may reach MongoDB and its answer be lost; the retry (or a redelivery) then sends the
 //! same event id again, and the logger stores an event id at most once.
+
+use std::sync::Arc;
 
 use contract::event::LogEvent;
 use contract::log::{LogEntry, LogError};
@@ -25,6 +35,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use service_kit::logger_client::{LoggerRpc, RpcError};
 use service_kit::retry::RetryPolicy;
+use tokio::sync::Semaphore;
 
 use crate::go_original::{self, Origin};
 
@@ -45,20 +56,28 @@ pub enum Verdict {
 pub enum Next {
     /// Give up on this event now.
     DeadLetter(String),
-    /// The logger is down: wait for it, without counting the attempt.
-    WaitForLogger,
-    /// The logger is up but this write failed: count it, and try again.
+    /// The logger or its store is down or overloaded: hold the event and try again later,
+    /// without counting the attempt.
+    Hold,
+    /// The write failed for another reason: count it, and try again.
     Retry,
 }
 
-/// The rule of the module docs. `logger_healthy` is the answer of a `ping` made after the failure.
-pub fn after_failure(error: &RpcError, logger_healthy: bool, failures: u32, max_attempts: u32) -> Next {
+/// The rule of the module docs. `failures` counts the failed writes that count, this one
+/// included if it does; [`counts`] says which do.
+pub fn after_failure(error: &RpcError, failures: u32, max_attempts: u32) -> Next {
     match error {
         RpcError::Logger(LogError::Invalid(reason)) => Next::DeadLetter(format!("the logger refused it: {reason}")),
-        _ if !logger_healthy => Next::WaitForLogger,
+        _ if !counts(error) => Next::Hold,
         _ if failures >= max_attempts => Next::DeadLetter(format!("{failures} failed writes, the last: {error}")),
         _ => Next::Retry,
     }
+}
+
+/// Whether a failed write counts toward `max_attempts`: not when the logger or its store is
+/// unreachable, late or unavailable, for that says nothing about the event.
+pub fn counts(error: &RpcError) -> bool {
+    !matches!(error, RpcError::Unreachable(_) | RpcError::Timeout(_) | RpcError::Logger(LogError::Unavailable(_)))
 }
 
 /// Reads an event off the wire and checks it against the contract.
@@ -79,15 +98,18 @@ pub fn parse_delivery(body: &[u8], origin: &Origin<'_>) -> Result<LogEvent, Stri
 pub struct Handler {
     /// The shared, self-reconnecting logger client.
     logger: LoggerRpc,
-    /// Failed writes (with the logger up) before an event is dead-lettered.
+    /// Failed writes that count (see [`counts`]) before an event is dead-lettered.
     max_attempts: u32,
+    /// One permit per write in flight to the logger, shared by every delivery task.
+    in_flight: Arc<Semaphore>,
     /// The delays between writes of one event; without end, `max_attempts` decides when to stop.
     backoff: RetryPolicy,
 }
 
 impl Handler {
-    pub fn new(logger: LoggerRpc, max_attempts: u32, backoff: RetryPolicy) -> Self {
-        Self { logger, max_attempts: max_attempts.max(1), backoff }
+    pub fn new(logger: LoggerRpc, max_attempts: u32, max_in_flight_writes: usize, backoff: RetryPolicy) -> Self {
+        let in_flight = Arc::new(Semaphore::new(max_in_flight_writes.max(1)));
+        Self { logger, max_attempts: max_attempts.max(1), in_flight, backoff }
     }
 
     /// Stores the delivery's event and acks it, or rejects it to the dead-letter queue. An ack
@@ -123,28 +145,28 @@ impl Handler {
         let event_id = event.id;
         let entry: LogEntry = event.into_entry();
         let mut failures = 0;
-        let mut waited = false;
+        let mut held = false;
         let mut delays = self.backoff.delays();
         loop {
-            let error = match self.logger.write_log(entry.clone()).await {
+            let written = {
+                // Held only for the call, not for the backoff: a waiting event blocks no other.
+                let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+                self.logger.write_log(entry.clone()).await
+            };
+            let error = match written {
                 Ok(id) => return Verdict::Stored { id },
                 Err(error) => error,
             };
-            let healthy = match &error {
-                RpcError::Unreachable(_) => false,
-                RpcError::Logger(LogError::Invalid(_)) => true,
-                _ => self.logger.ping().await.is_ok(),
-            };
-            if healthy {
+            if counts(&error) {
                 failures += 1;
             }
-            match after_failure(&error, healthy, failures, self.max_attempts) {
+            match after_failure(&error, failures, self.max_attempts) {
                 Next::DeadLetter(reason) => return Verdict::DeadLetter { reason },
-                Next::WaitForLogger if !waited => {
-                    waited = true;
-                    tracing::warn!(%event_id, %error, "the logger is unavailable; holding the event until it is back");
+                Next::Hold if !held => {
+                    held = true;
+                    tracing::warn!(%event_id, %error, "the logger is unavailable or overloaded; holding the event");
                 }
-                Next::WaitForLogger => tracing::debug!(%event_id, %error, "still waiting for the logger"),
+                Next::Hold => tracing::debug!(%event_id, %error, "still holding the event"),
                 Next::Retry => tracing::warn!(%event_id, %error, failures, "write failed; retrying"),
             }
             tokio::time::sleep(delays.next().unwrap_or(self.backoff.max_delay)).await;
@@ -215,28 +237,32 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_waited_out_retried_or_dead_lettered_by_the_rule() {
+    fn outages_and_overload_are_held_and_only_refusals_or_other_failures_dead_letter() {
         let unreachable = RpcError::Unreachable("connection refused".into());
         let timeout = RpcError::Timeout(Duration::from_secs(5));
         let unavailable = RpcError::Logger(LogError::Unavailable("mongo down".into()));
         let invalid = RpcError::Logger(LogError::Invalid("name: must not be empty".into()));
+        let other = RpcError::Logger(LogError::NotFound("no such entry".into()));
         let cases = [
-            (&unreachable, false, 0, Next::WaitForLogger, "logger down"),
-            (&unreachable, false, 5, Next::WaitForLogger, "an outage never counts, however long"),
-            (&timeout, false, 0, Next::WaitForLogger, "timeout and ping fails too: an outage"),
-            (&unavailable, false, 0, Next::WaitForLogger, "MongoDB down behind the logger"),
-            (&timeout, true, 1, Next::Retry, "timeout but the logger answers: this event's problem"),
-            (&unavailable, true, 4, Next::Retry, "below the limit"),
-            (&timeout, true, 5, Next::DeadLetter(String::new()), "the limit reached"),
-            (&invalid, true, 1, Next::DeadLetter(String::new()), "refused by the logger: at once"),
+            (&unreachable, 0, Next::Hold, "logger down"),
+            (&unreachable, 5, Next::Hold, "an outage never counts, however long"),
+            (&timeout, 0, Next::Hold, "no answer in time: the logger is slow or gone"),
+            (&timeout, 5, Next::Hold, "a saturated store: timeouts never count"),
+            (&unavailable, 0, Next::Hold, "MongoDB down or late behind the logger"),
+            (&unavailable, 9, Next::Hold, "never counts either"),
+            (&other, 4, Next::Retry, "another failure, below the limit"),
+            (&other, 5, Next::DeadLetter(String::new()), "another failure, the limit reached"),
+            (&invalid, 0, Next::DeadLetter(String::new()), "refused by the logger: at once"),
         ];
-        for (error, healthy, failures, expected, why) in cases {
-            let next = after_failure(error, healthy, failures, 5);
+        for (error, failures, expected, why) in cases {
+            let next = after_failure(error, failures, 5);
             match (&next, &expected) {
                 (Next::DeadLetter(reason), Next::DeadLetter(_)) => assert!(!reason.is_empty(), "{why}"),
                 _ => assert_eq!(next, expected, "{why}"),
             }
         }
+        assert!(!counts(&timeout) && !counts(&unavailable) && !counts(&unreachable), "outages do not count");
+        assert!(counts(&other) && counts(&invalid), "the rest does");
     }
 
     #[test]

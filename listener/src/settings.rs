@@ -26,10 +26,14 @@ pub struct Settings {
     /// Unacknowledged deliveries at once (`PREFETCH`): the window processed concurrently.
     #[serde(rename = "PREFETCH", deserialize_with = "settings::count")]
     pub prefetch: u16,
-    /// Failed writes of one event, while the logger is otherwise healthy, before it is
-    /// dead-lettered (`MAX_ATTEMPTS`). An unreachable logger is waited for and never counts.
+    /// Failed writes of one event before it is dead-lettered (`MAX_ATTEMPTS`). An unreachable,
+    /// late or unavailable logger or store is waited for and never counts (`handler` docs).
     #[serde(rename = "MAX_ATTEMPTS", deserialize_with = "settings::count")]
     pub max_attempts: u32,
+    /// Writes to the logger in flight at once (`MAX_IN_FLIGHT_WRITES`), over all deliveries:
+    /// a backlog drains at the store's pace instead of piling retries onto it.
+    #[serde(rename = "MAX_IN_FLIGHT_WRITES", deserialize_with = "settings::count")]
+    pub max_in_flight_writes: usize,
     /// Bound on one logger call (`LOGGER_TIMEOUT_MS`).
     #[serde(rename = "LOGGER_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub logger_timeout: Duration,
@@ -57,6 +61,8 @@ impl Default for Settings {
             // ~700 events/s end to end, 256 ~2,400/s, 1,024 ~2,700/s (`examples/bench_events.rs`).
             prefetch: 256,
             max_attempts: 5,
+            // MAX_IN_FLIGHT_WRITES_DEFAULT
+            max_in_flight_writes: 128,
             logger_timeout: Duration::from_secs(5),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
@@ -120,6 +126,7 @@ mod tests {
         assert_eq!((settings.exchange.as_str(), settings.queue.as_str()), ("logs_topic", "logs"));
         assert_eq!(settings.topology().dead_letter_queue, "logs.dead");
         assert_eq!((settings.prefetch, settings.max_attempts), (256, 5));
+        assert!(settings.max_in_flight_writes <= usize::from(settings.prefetch), "a cap above the window caps nothing");
     }
 
     #[test]
@@ -130,13 +137,14 @@ mod tests {
             ("EXCHANGE", "ex"),
             ("PREFETCH", "8"),
             ("MAX_ATTEMPTS", "2"),
+            ("MAX_IN_FLIGHT_WRITES", "16"),
             ("LOGGER_TIMEOUT_MS", "250"),
             ("CONNECTION_NAME", "listener-1"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9086);
         assert_eq!((settings.exchange.as_str(), settings.queue.as_str()), ("ex", "events"));
-        assert_eq!((settings.prefetch, settings.max_attempts), (8, 2));
+        assert_eq!((settings.prefetch, settings.max_attempts, settings.max_in_flight_writes), (8, 2, 16));
         assert_eq!(settings.logger_timeout, Duration::from_millis(250));
         assert_eq!(settings.connection_name, "listener-1");
     }
@@ -147,6 +155,7 @@ mod tests {
             ("PREFETCH", "0", "a window of nothing would never deliver"),
             ("PREFETCH", "70000", "prefetch is a 16-bit count"),
             ("MAX_ATTEMPTS", "0", "an event must be tried at least once"),
+            ("MAX_IN_FLIGHT_WRITES", "0", "no write would ever be sent"),
             ("LOGGER_TIMEOUT_MS", "soon", "not a number"),
             ("RETRY_MAX_MS", "10", "the longest delay below the first one"),
             ("LOGGER_TIMEOUT_MS", "0", "every write would time out at once"),

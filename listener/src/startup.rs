@@ -46,6 +46,7 @@ impl Application {
         let handler = Handler::new(
             logger.clone(),
             settings.max_attempts,
+            settings.max_in_flight_writes,
             RetryPolicy::forever(settings.retry_min, settings.retry_max),
         );
         let status = Consumer::initial_status();

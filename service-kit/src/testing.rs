@@ -8,6 +8,7 @@
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
+//! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back chosen chunks;
 //! - [`rabbit`]: closing a test's RabbitMQ connections from the outside (through
 //!   `rabbitmqctl`, so without an AMQP client).
 
@@ -19,12 +20,14 @@ use crate::wiring;
 pub mod answer;
 pub mod mail;
 pub mod process;
+pub mod proxy;
 pub mod rabbit;
 pub mod stores;
 
 pub use answer::Answer;
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
+pub use proxy::Proxy;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
 pub use stores::{TestMongo, TestPostgres, stored_logs};
 

@@ -6,3 +6,4 @@ mod faults;
 mod go_original;
 mod health;
 mod helpers;
+mod overload;
