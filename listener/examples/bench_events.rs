@@ -7,7 +7,8 @@
 //! - end to end: events/s from the first publish until every event is stored in MongoDB.
 //!
 //! `BENCH_PREFETCH` sets the listener's prefetch window (default: the listener's, 256), `BENCH_PUBLISHERS` the
-//! number of publishes in flight (default 256).
+//! number of publishes in flight (default 256), `BENCH_IN_FLIGHT_WRITES` the listener's cap on
+//! writes in flight to the logger (default: the listener's).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let total: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let prefetch: u16 = env_or("BENCH_PREFETCH", listener::Settings::default().prefetch);
     let in_flight: usize = env_or("BENCH_PUBLISHERS", 256);
+    let in_flight_writes: usize = env_or("BENCH_IN_FLIGHT_WRITES", listener::Settings::default().max_in_flight_writes);
 
     let mongo = TestMongo::new();
     let logger = logger::Application::build(logger::Settings::ephemeral(mongo.url.clone(), mongo.name.clone())).await?;
@@ -42,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         topology.queue.clone(),
     );
     settings.prefetch = prefetch;
+    settings.max_in_flight_writes = in_flight_writes;
     let listener = listener::Application::build(settings).await?;
     let stop = listener.stop_handle();
     let listening = tokio::spawn(listener.run_until_stopped());
@@ -60,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let client = mongo.client().await;
     let logs = client.database(&mongo.name).collection::<Document>("logs");
 
-    println!("{total} events, {in_flight} publishes in flight, listener prefetch {prefetch}");
+    println!(
+        "{total} events, {in_flight} publishes in flight, listener prefetch {prefetch}, {in_flight_writes} writes in flight"
+    );
     let started = Instant::now();
     let failures = futures::stream::iter(&events)
         .map(|event| publisher.publish(event))
