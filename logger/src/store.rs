@@ -303,9 +303,12 @@ impl LogStore {
     /// Succeeds when MongoDB answers within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), LogError> {
         let database = self.client.database(&self.database());
-        let deadline = Instant::now() + PING_TIMEOUT;
-        self.bounded_until("ping", deadline, database.run_command(doc! { "ping": 1 }))
-            .await?
+        tokio::time::timeout(PING_TIMEOUT, database.run_command(doc! { "ping": 1 }))
+            .await
+            .map_err(|_| {
+                tracing::error!(timeout = ?PING_TIMEOUT, "MongoDB did not answer a ping");
+                LogError::Unavailable(format!("MongoDB did not answer within {PING_TIMEOUT:?}"))
+            })?
             .map_err(|error| unavailable("ping", &error))?;
         Ok(())
     }
@@ -328,12 +331,15 @@ impl LogStore {
         deadline: Instant,
         operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<mongodb::error::Result<T>, LogError> {
-        let started = Instant::now();
-        let deadline = deadline.min(started + self.op_timeout);
+        let by_caller = deadline < Instant::now() + self.op_timeout;
+        let deadline = deadline.min(Instant::now() + self.op_timeout);
         tokio::time::timeout_at(deadline, operation.into_future()).await.map_err(|_| {
-            let bound = deadline.saturating_duration_since(started);
-            tracing::error!(what, ?bound, "MongoDB did not answer");
-            LogError::Unavailable(format!("MongoDB did not answer within {bound:?}"))
+            tracing::error!(what, timeout = ?self.op_timeout, by_caller, "MongoDB did not answer");
+            LogError::Unavailable(if by_caller {
+                "MongoDB did not answer before the caller's deadline".to_owned()
+            } else {
+                format!("MongoDB did not answer within {:?}", self.op_timeout)
+            })
         })
     }
 }
