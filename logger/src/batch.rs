@@ -32,6 +32,9 @@ const QUEUE_PER_GROUP_ENTRY: usize = 4;
 /// One caller's documents and where its answer goes.
 struct Job {
     docs: Vec<LogDocument>,
+    /// When its caller stops waiting: a group resends after a broken connection until the
+    /// latest deadline of its jobs.
+    deadline: Instant,
     reply: oneshot::Sender<Result<Vec<String>, LogError>>,
 }
 
@@ -75,10 +78,10 @@ enum Mode {
 }
 
 impl Writer {
-    /// A writer for `store`; starts the grouping task unless grouping is off. The task ends
-    /// once every clone of the writer is dropped, after storing what was queued.
-    pub fn start(store: LogStore, settings: &BatchSettings) -> Self {
-        let stats = Arc::new(WriteStats::default());
+    /// A writer for `store`, counting into `stats` (writers may share them); starts the grouping
+    /// task unless grouping is off. The task ends once every clone of the writer is dropped,
+    /// after storing what was queued.
+    pub fn start(store: LogStore, settings: &BatchSettings, stats: Arc<WriteStats>) -> Self {
         if settings.max_entries <= 1 {
             return Self { mode: Mode::Direct(store), stats };
         }
@@ -92,18 +95,24 @@ impl Writer {
     }
 
     /// Stores `docs` and returns their ids in order; fails as a whole when any of them failed.
-    pub async fn write(&self, docs: Vec<LogDocument>) -> Result<Vec<String>, LogError> {
+    /// A write that cannot even be queued before `deadline` fails as unavailable.
+    pub async fn write(&self, docs: Vec<LogDocument>, deadline: Instant) -> Result<Vec<String>, LogError> {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
         match &self.mode {
             Mode::Direct(store) => {
                 self.stats.record(docs.len());
-                store.insert_all(&docs).await.into_iter().collect()
+                store.insert_all(&docs, deadline).await.into_iter().collect()
             }
             Mode::Grouped(queue) => {
                 let (reply, answer) = oneshot::channel();
-                queue.send(Job { docs, reply }).await.map_err(|_| stopped())?;
+                tokio::time::timeout_at(deadline, queue.send(Job { docs, deadline, reply }))
+                    .await
+                    .map_err(|_| {
+                        LogError::Unavailable("the store is busy: no room for the write before its deadline".into())
+                    })?
+                    .map_err(|_| stopped())?;
                 answer.await.map_err(|_| stopped())?
             }
         }
@@ -169,11 +178,12 @@ async fn group_writes(
 /// Writes one group and answers each job with its own results.
 #[tracing::instrument(name = "flush", skip_all, fields(jobs = group.len(), entries))]
 async fn flush(store: &LogStore, group: Vec<Job>) {
+    let deadline = group.iter().map(|job| job.deadline).max().unwrap_or_else(Instant::now);
     let (docs, replies): (Vec<Vec<LogDocument>>, Vec<_>) = group.into_iter().map(|job| (job.docs, job.reply)).unzip();
     let sizes: Vec<usize> = docs.iter().map(Vec::len).collect();
     let docs: Vec<LogDocument> = docs.into_iter().flatten().collect();
     tracing::Span::current().record("entries", docs.len());
-    let mut results = store.insert_all(&docs).await.into_iter();
+    let mut results = store.insert_all(&docs, deadline).await.into_iter();
     for (size, reply) in sizes.into_iter().zip(replies) {
         // Take all of this job's results before looking at them, so the next job gets its own.
         let mine: Vec<Result<String, LogError>> = results.by_ref().take(size).collect();

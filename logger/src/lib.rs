@@ -2,9 +2,11 @@
 //! listener, through `service_kit::logger_client::LoggerRpc`) and over HTTP.
 //!
 //! - [`settings`]: ports, MongoDB, batching knobs, from the environment.
-//! - [`store`]: the `logs` collection, its indexes, bounded operations, per-document insert results.
+//! - [`store`]: the `logs` collection, its indexes, bounded operations, per-document insert
+//!   results, writes resent after a broken connection.
 //! - [`batch`]: the writer that groups concurrent writes into one unordered `insert_many`.
-//! - [`service`]: the operations both front doors share, with the input checks.
+//! - [`service`]: the operations both front doors share, with the input checks, and the
+//!   bulkheads: each caller class (queued writes, interactive writes, reads) has its own share.
 //! - [`rpc`]: the tarpc server implementing `contract::rpc::Logger`.
 //! - [`routes`]: `POST /log`, `GET /logs`, `GET /logs/{id}`.
 //! - [`startup`]: [`Application`] binds both servers and runs them until SIGTERM.

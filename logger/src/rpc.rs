@@ -32,12 +32,12 @@ struct LoggerServer {
 }
 
 impl Logger for LoggerServer {
-    async fn write_log(self, _: Context, entry: LogEntry) -> Result<String, LogError> {
-        self.logs.write(entry).await
+    async fn write_log(self, ctx: Context, entry: LogEntry) -> Result<String, LogError> {
+        self.logs.write(entry, Some(ctx.deadline.into())).await
     }
 
-    async fn write_many(self, _: Context, entries: Vec<LogEntry>) -> Result<Vec<String>, LogError> {
-        self.logs.write_many(entries).await
+    async fn write_many(self, ctx: Context, entries: Vec<LogEntry>) -> Result<Vec<String>, LogError> {
+        self.logs.write_many(entries, Some(ctx.deadline.into())).await
     }
 
     async fn recent(self, _: Context, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {

@@ -80,7 +80,8 @@ pub struct BatchSettings {
     /// groups were being written (see `batch`).
     #[serde(rename = "BATCH_WINDOW_MS", deserialize_with = "settings::millis")]
     pub window: Duration,
-    /// How many groups are written at once (`BATCH_CONCURRENCY`). Fewer means bigger groups;
+    /// How many groups are written at once (`BATCH_CONCURRENCY`), per write class (see
+    /// `service`: queued and interactive writes each have a writer). Fewer means bigger groups;
     /// more lets a multi-threaded MongoDB work on several. Against the single-threaded
     /// SecantusDB of the tests 1 is fastest (bench: 1 ≈ 6,100/s, 2 ≈ 5,700/s, 4 ≈ 5,200/s).
     #[serde(rename = "BATCH_CONCURRENCY", deserialize_with = "settings::count")]

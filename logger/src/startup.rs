@@ -9,7 +9,6 @@ use service_kit::server::{HttpService, bind};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::batch::Writer;
 use crate::routes;
 use crate::rpc;
 use crate::service::LogService;
@@ -55,8 +54,7 @@ impl Application {
         if let Err(error) = store.ensure_indexes().await {
             tracing::warn!(%error, "MongoDB not reachable at start; indexes will be created by the first write");
         }
-        let writer = Writer::start(store.clone(), &settings.batch);
-        let logs = LogService::new(store, writer);
+        let logs = LogService::new(store, &settings.batch, settings.mongo.op_timeout);
 
         let rpc_listener = TcpListener::bind((settings.http.host.as_str(), settings.rpc_port))
             .await

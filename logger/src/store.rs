@@ -3,7 +3,16 @@
 //! Every operation is bounded: finding a server by `connect_timeout` (the driver's server
 //! selection), the whole operation by `op_timeout`. A store that is down fails a request in
 //! about two seconds with [`LogError::Unavailable`]; the driver reconnects on its own, so writes
-//! succeed again once MongoDB is back, without a restart.
+//! succeed again once MongoDB is back, without a restart. A ping has a shorter bound of its own,
+//! [`PING_TIMEOUT`], so that `/ready` names a store that hangs rather than timing out itself.
+//!
+//! Writes survive a broken connection: every document has its `_id` before it is sent
+//! ([`LogDocument::new`]), so [`LogStore::insert_all`] can send the same documents again after a
+//! network error (the driver retries writes only against replica sets, not a standalone
+//! server). A retried insert that had in fact been stored meets the duplicate key on `_id` (or
+//! on `event_id`), which counts as stored, exactly as duplicate event ids always did. Retries
+//! follow [`WRITE_RETRY`] and stop at the caller's deadline. A timeout is not retried: a slow
+//! store is overloaded, and sending again would only add to its load.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,11 +21,13 @@ use chrono::{DateTime, Utc};
 use contract::log::{Level, LogEntry, LogError, StoredEntry};
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc, oid::ObjectId};
-use mongodb::error::{ErrorKind, InsertManyError};
+use mongodb::error::{ErrorKind, InsertManyError, RETRYABLE_WRITE_ERROR};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
+use service_kit::retry::RetryPolicy;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::settings::MongoSettings;
 
@@ -24,6 +35,14 @@ use crate::settings::MongoSettings;
 pub const COLLECTION: &str = service_kit::wiring::MONGO_COLLECTION;
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
+/// How long a ping may take: below `/ready`'s own bound ([`service_kit::health::CHECK_TIMEOUT`]),
+/// so that a store that hangs is reported by name and bound, not as a check that timed out.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+const _: () = assert!(PING_TIMEOUT.as_millis() < service_kit::health::CHECK_TIMEOUT.as_millis());
+/// Resending a write after a broken connection: quickly at first (the driver reconnects within
+/// milliseconds when the server is there), a few times; the caller's deadline stops it sooner.
+pub const WRITE_RETRY: RetryPolicy =
+    RetryPolicy { min_delay: Duration::from_millis(20), max_delay: Duration::from_millis(500), max_retries: Some(5) };
 
 /// A stored entry as MongoDB holds it: `_id, name, data, level, created_at, updated_at`, plus
 /// `event_id` (a hyphenated UUID) for entries that came through RabbitMQ. Entries without an
@@ -144,20 +163,37 @@ impl LogStore {
 
     /// Inserts `docs` in one unordered `insert_many` and says, per document, which id it has:
     /// its own, or for a duplicate event id the id of the entry already stored, or an error.
-    /// The result has one element per document, in order.
-    pub async fn insert_all(&self, docs: &[LogDocument]) -> Vec<Result<String, LogError>> {
+    /// The result has one element per document, in order. After a broken connection the same
+    /// documents are sent again (see the module doc), until `deadline` at the latest.
+    pub async fn insert_all(&self, docs: &[LogDocument], deadline: Instant) -> Vec<Result<String, LogError>> {
         if docs.is_empty() {
             return Vec::new();
         }
         if let Err(error) = self.ensure_indexes().await {
             return vec![Err(error); docs.len()];
         }
-        let mut results: Vec<Result<String, LogError>> = docs.iter().map(|d| Ok(d.id.to_hex())).collect();
-        let error = match self.bounded_raw("insert", self.logs.insert_many(docs).ordered(false)).await {
-            Ok(Ok(_)) => return results,
-            Ok(Err(error)) => error,
-            Err(timeout) => return vec![Err(timeout); docs.len()],
-        };
+        let mut delays = WRITE_RETRY.delays();
+        loop {
+            let error = match self.bounded_until("insert", deadline, self.logs.insert_many(docs).ordered(false)).await {
+                Ok(Ok(_)) => return docs.iter().map(|d| Ok(d.id.to_hex())).collect(),
+                Ok(Err(error)) => error,
+                Err(timeout) => return vec![Err(timeout); docs.len()],
+            };
+            if !is_transient(&error) {
+                return self.per_document(docs, error).await;
+            }
+            match delays.next() {
+                Some(delay) if Instant::now() + delay < deadline => {
+                    tracing::warn!(%error, entries = docs.len(), retry_in_ms = delay.as_millis() as u64, "insert failed on the connection; sending it again");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return vec![Err(unavailable("insert", &error)); docs.len()],
+            }
+        }
+    }
+
+    /// The answers to an `insert_many` that the server refused in part or in whole.
+    async fn per_document(&self, docs: &[LogDocument], error: mongodb::error::Error) -> Vec<Result<String, LogError>> {
         let write_errors = match *error.kind {
             ErrorKind::InsertMany(InsertManyError {
                 write_errors: Some(write_errors),
@@ -170,11 +206,15 @@ impl LogStore {
             }
         };
         // Unordered: every document without an error of its own was stored.
+        let mut results: Vec<Result<String, LogError>> = docs.iter().map(|d| Ok(d.id.to_hex())).collect();
         let mut duplicates: Vec<(usize, String)> = Vec::new();
         for write_error in write_errors {
             let Some(doc) = docs.get(write_error.index) else { continue };
             match (&doc.event_id, write_error.code) {
                 (Some(event_id), DUPLICATE_KEY) => duplicates.push((write_error.index, event_id.clone())),
+                // Without an event id only `_id` is unique, and a fresh `_id` is only ever taken
+                // by this very document, sent before: it is stored, under its own id.
+                (None, DUPLICATE_KEY) => {}
                 _ => {
                     tracing::error!(code = write_error.code, message = %write_error.message, "MongoDB refused an entry");
                     results[write_error.index] =
@@ -260,9 +300,16 @@ impl LogStore {
             .ok_or_else(|| LogError::NotFound(id.to_owned()))
     }
 
-    /// Succeeds when MongoDB answers.
+    /// Succeeds when MongoDB answers within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), LogError> {
-        self.bounded("ping", self.client.database(&self.database()).run_command(doc! { "ping": 1 })).await?;
+        let database = self.client.database(&self.database());
+        tokio::time::timeout(PING_TIMEOUT, database.run_command(doc! { "ping": 1 }))
+            .await
+            .map_err(|_| {
+                tracing::error!(timeout = ?PING_TIMEOUT, "MongoDB did not answer a ping");
+                LogError::Unavailable(format!("MongoDB did not answer within {PING_TIMEOUT:?}"))
+            })?
+            .map_err(|error| unavailable("ping", &error))?;
         Ok(())
     }
 
@@ -272,19 +319,36 @@ impl LogStore {
         what: &str,
         operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, LogError> {
-        self.bounded_raw(what, operation).await?.map_err(|error| unavailable(what, &error))
+        let deadline = Instant::now() + self.op_timeout;
+        self.bounded_until(what, deadline, operation).await?.map_err(|error| unavailable(what, &error))
     }
 
-    async fn bounded_raw<T>(
+    /// Runs one driver operation within `op_timeout` or until `deadline`, whichever comes first;
+    /// the driver's own outcome is left to the caller.
+    async fn bounded_until<T>(
         &self,
         what: &str,
+        deadline: Instant,
         operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<mongodb::error::Result<T>, LogError> {
-        tokio::time::timeout(self.op_timeout, operation.into_future()).await.map_err(|_| {
-            tracing::error!(what, timeout = ?self.op_timeout, "MongoDB did not answer");
-            LogError::Unavailable(format!("MongoDB did not answer within {:?}", self.op_timeout))
+        let by_caller = deadline < Instant::now() + self.op_timeout;
+        let deadline = deadline.min(Instant::now() + self.op_timeout);
+        tokio::time::timeout_at(deadline, operation.into_future()).await.map_err(|_| {
+            tracing::error!(what, timeout = ?self.op_timeout, by_caller, "MongoDB did not answer");
+            LogError::Unavailable(if by_caller {
+                "MongoDB did not answer before the caller's deadline".to_owned()
+            } else {
+                format!("MongoDB did not answer within {:?}", self.op_timeout)
+            })
         })
     }
+}
+
+/// A failure of the connection rather than an answer of the server: the write may or may not
+/// have been stored, and sending it again is safe.
+fn is_transient(error: &mongodb::error::Error) -> bool {
+    matches!(*error.kind, ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. })
+        || error.contains_label(RETRYABLE_WRITE_ERROR)
 }
 
 /// A driver error as a caller sees it: "unavailable", and whether it could not even find a server.

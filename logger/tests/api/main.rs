@@ -4,5 +4,7 @@ mod go_original;
 mod helpers;
 mod http;
 mod mongo_down;
+mod overload;
+mod proxy;
 mod restart;
 mod rpc;
