@@ -8,6 +8,7 @@
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
+//! - [`raw`]: requests written by hand over TCP (a stalled body, a stalled header section);
 //! - [`rabbit`]: closing a test's RabbitMQ connections from the outside (through
 //!   `rabbitmqctl`, so without an AMQP client).
 
@@ -20,12 +21,14 @@ pub mod answer;
 pub mod mail;
 pub mod process;
 pub mod rabbit;
+pub mod raw;
 pub mod stores;
 
 pub use answer::Answer;
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
+pub use raw::{RawAnswer, send_raw, short_body};
 pub use stores::{TestMongo, TestPostgres, stored_logs};
 
 /// Administrative Postgres URL (a database that always exists; default: `postgres` on the
