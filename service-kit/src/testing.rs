@@ -28,7 +28,7 @@ pub use answer::Answer;
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
-pub use raw::{RawAnswer, send_raw, short_body};
+pub use raw::{RawAnswer, assert_short_body_refused, assert_unread_short_body_answered_at_once, send_raw, short_body};
 pub use stores::{TestMongo, TestPostgres, stored_logs};
 
 /// Administrative Postgres URL (a database that always exists; default: `postgres` on the

@@ -5,7 +5,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use service_kit::server::{HttpService, bind};
-use service_kit::testing::{Answer, send_raw, short_body};
+use service_kit::testing::raw::MARGIN;
+use service_kit::testing::{Answer, assert_short_body_refused, send_raw};
 use service_kit::{HttpSettings, Readiness};
 
 #[derive(serde::Deserialize)]
@@ -114,20 +115,11 @@ async fn spawn_bounded(body_timeout: Duration) -> String {
     spawn_with(HttpSettings { body_timeout, ..HttpSettings::ephemeral() }, Readiness::new(), vec![]).await
 }
 
-/// Time for the server to answer and close once its bound has passed.
-const MARGIN: Duration = Duration::from_secs(2);
-
 #[tokio::test]
 async fn a_body_short_of_its_content_length_gets_a_408_envelope_and_the_connection_closed() {
     let bound = Duration::from_millis(300);
     let base = spawn_bounded(bound).await;
-    let answer = short_body(&base, "/echo", bound + MARGIN).await;
-    assert_eq!(answer.status, 408, "{answer:?}");
-    assert_eq!(answer.body, json!({"error": true, "message": "request body did not arrive within 300 ms"}));
-    // Answered by the deadline, not by some other timer; closed after actix's lingering close.
-    assert!(answer.answered >= bound.mul_f32(0.9), "answered after {:?}, before the bound", answer.answered);
-    assert!(answer.answered <= bound * 2, "answered after {:?}, twice the bound", answer.answered);
-    eprintln!("short body: 408 after {:?}, closed after {:?} (bound {bound:?})", answer.answered, answer.closed);
+    assert_short_body_refused(&base, "/echo", bound).await;
 }
 
 #[tokio::test]

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Time a server has, past its bound, to answer and close the connection (actix lingers up to
+/// `server::CLIENT_DISCONNECT_TIMEOUT` for the client to hang up first).
+pub const MARGIN: Duration = Duration::from_secs(2);
+
 /// What the server wrote before it closed the connection, and when.
 #[derive(Debug)]
 pub struct RawAnswer {
@@ -64,4 +68,32 @@ pub async fn short_body(base_url: &str, path: &str, within: Duration) -> RawAnsw
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     );
     send_raw(base_url, &head, &[b"{\"action\":"], Duration::ZERO, within).await
+}
+
+/// What every service does with a body short of its `Content-Length` when its
+/// `BODY_TIMEOUT_MS` is `bound`: a 408 in the envelope, not before the bound (it is the body's
+/// deadline that answers, not another timer) nor long after it, and the connection closed
+/// within the bound and [`MARGIN`]. Returns the answer for its figures.
+pub async fn assert_short_body_refused(base_url: &str, path: &str, bound: Duration) -> RawAnswer {
+    let answer = short_body(base_url, path, bound + MARGIN).await;
+    let message = format!("request body did not arrive within {} ms", bound.as_millis());
+    assert_eq!((answer.status, &answer.body), (408, &serde_json::json!({"error": true, "message": message})));
+    assert!(answer.answered >= bound.mul_f32(0.9), "{path} answered after {:?}, before the bound", answer.answered);
+    assert!(answer.answered <= bound * 2, "{path} answered after {:?}, over twice the bound", answer.answered);
+    eprintln!("{path}: 408 after {:?}, closed after {:?} (bound {bound:?})", answer.answered, answer.closed);
+    answer
+}
+
+/// The same request to a route that reads no body (a service with no body-reading route, the
+/// listener's and the frontend's): answered at once, well before `bound`, and the connection
+/// closed, since the rest of the body would be read as the next request. Returns the answer.
+pub async fn assert_unread_short_body_answered_at_once(base_url: &str, path: &str, bound: Duration) -> RawAnswer {
+    let answer = short_body(base_url, path, bound + MARGIN).await;
+    assert_ne!(answer.status, 0, "{path}: closed without an answer");
+    assert!(answer.answered < bound / 2, "{path} answered after {:?}, waiting for the body", answer.answered);
+    eprintln!(
+        "{path}: {} after {:?}, closed after {:?} (bound {bound:?})",
+        answer.status, answer.answered, answer.closed
+    );
+    answer
 }
