@@ -50,7 +50,8 @@ impl Application {
                 async move { store.ping().await.map_err(|error| service_kit::http::error_chain(&error)) }
             }
         });
-        let server = HttpService::new(readiness).run(listener, AppState { store, hasher }, routes::configure)?;
+        let server =
+            HttpService::new(&settings.http, readiness).run(listener, AppState { store, hasher }, routes::configure)?;
         tracing::info!(port, "authentication service listening");
         Ok(Self { port, server })
     }

@@ -25,7 +25,7 @@ impl Application {
         let openapi_json = openapi::render_json().context("cannot render the OpenAPI document")?;
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind {}:{}", settings.http.host, settings.http.port))?;
-        let server = HttpService::new(readiness)
+        let server = HttpService::new(&settings.http, readiness)
             .cors(settings.cors_allowed_origins.clone())
             .run(listener, AppState { downstreams, openapi_json }, routes::configure)
             .context("cannot start the HTTP server")?;

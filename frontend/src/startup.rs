@@ -20,7 +20,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, port) = bind(&settings.http)?;
         // Ready as soon as it listens: the page works (and says so) even while the broker is down.
-        let server = HttpService::new(Readiness::new()).run(listener, Page::render(&settings), routes::configure)?;
+        let server = HttpService::new(&settings.http, Readiness::new()).run(
+            listener,
+            Page::render(&settings),
+            routes::configure,
+        )?;
         Ok(Self { port, server })
     }
 

@@ -71,7 +71,7 @@ impl Application {
             });
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
-        let server = HttpService::new(readiness).workers(1).run(listener, (), routes::configure)?;
+        let server = HttpService::new(&settings.http, readiness).workers(1).run(listener, (), routes::configure)?;
         tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
         let (stop, _) = watch::channel(false);
         Ok(Self { port, server, consumer, stop })

@@ -68,7 +68,7 @@ impl Application {
             let logs = ready_logs.clone();
             async move { logs.ping().await.map_err(|e| e.to_string()) }
         });
-        let http = HttpService::new(readiness).run(listener, logs.clone(), routes::configure)?;
+        let http = HttpService::new(&settings.http, readiness).run(listener, logs.clone(), routes::configure)?;
         tracing::info!(port, rpc_port, database = %settings.mongo.database, batch = ?settings.batch, "logger built");
         let (stop, _) = watch::channel(false);
         Ok(Self { port, rpc_port, http, rpc_listener, logs, stop: Arc::new(stop) })

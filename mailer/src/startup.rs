@@ -37,7 +37,7 @@ impl Application {
         });
         let state = AppState { mailer, renderer, default_sender };
         let (listener, port) = bind(&settings.http).context("cannot bind the HTTP port")?;
-        let server = HttpService::new(readiness).run(listener, state, routes::configure)?;
+        let server = HttpService::new(&settings.http, readiness).run(listener, state, routes::configure)?;
         Ok(Self { port, server })
     }
 

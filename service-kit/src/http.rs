@@ -1,15 +1,23 @@
-//! Rendering errors into the envelope, and reading JSON bodies: the extractor limits every
-//! service uses, and the bounded raw read for a handler that parses the body itself.
+//! Rendering errors into the envelope, and reading bodies: the deadline on every request body
+//! ([`bounded_body`]), the extractor limits every service uses, and the bounded raw read for a
+//! handler that parses the body itself.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, ResponseError};
-use actix_web::http::StatusCode;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PayloadError, ResponseError};
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use contract::Envelope;
+use futures::StreamExt;
 use serde::Serialize;
+
+use crate::settings::DEFAULT_BODY_TIMEOUT;
 
 /// The largest JSON body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -169,6 +177,53 @@ pub async fn untyped_body_is_json(
         request.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     }
     next.call(request).await
+}
+
+/// How long a request's body may take to arrive, counted from the end of its header section:
+/// app data for [`bounded_body`], set by `HttpService` from `BODY_TIMEOUT_MS`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// Middleware on every service: the request body is read under one deadline, whoever reads it
+/// (`web::Json`, [`read_json_body`], any other extractor). actix bounds only the header section;
+/// a body that stalls, slowly or short of its `Content-Length`, would hold the connection and
+/// the handler for as long as the client likes. Past the deadline the reader gets an error, and
+/// whatever the handler made of it is replaced by a 408 in the envelope on a closed connection
+/// (the rest of the body is never coming, so the connection cannot be reused).
+pub async fn bounded_body(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let timeout = request.app_data::<BodyTimeout>().map_or(DEFAULT_BODY_TIMEOUT, |timeout| timeout.0);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let expired = Rc::new(Cell::new(false));
+    let flag = expired.clone();
+    let body = futures::stream::unfold(Some(request.take_payload()), move |payload| {
+        let flag = flag.clone();
+        async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, payload.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(payload))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.set(true);
+                    let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body timed out");
+                    Some((Err(PayloadError::Io(error)), None))
+                }
+            }
+        }
+    });
+    let body: std::pin::Pin<Box<dyn futures::Stream<Item = Result<web::Bytes, PayloadError>>>> = Box::pin(body);
+    request.set_payload(Payload::from(body));
+    let response = next.call(request).await?;
+    if !expired.get() {
+        return Ok(response.map_into_left_body());
+    }
+    let (request, _) = response.into_parts();
+    let mut timed_out =
+        error(StatusCode::REQUEST_TIMEOUT, format!("request body did not arrive within {} ms", timeout.as_millis()));
+    timed_out.head_mut().set_connection_type(ConnectionType::Close);
+    Ok(ServiceResponse::new(request, timed_out).map_into_right_body())
 }
 
 /// The fallback for unknown routes: a 404 in the envelope rather than an empty body.

@@ -2,7 +2,9 @@
 //!
 //! `bind` takes the settings and returns the listener and the real port, so a test can ask for
 //! port 0. `HttpService::run` adds what every service has: request ids and spans
-//! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS.
+//! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS, and
+//! the bounds on reading a request (`BODY_TIMEOUT_MS`): actix's client request timeout on the
+//! header section, [`http::bounded_body`] on the body.
 //! Every service registers its own routes the same way: `run(listener, state, routes::configure)`,
 //! where `state` is what its handlers share and `routes::configure(cfg, state)` adds it and the
 //! routes.
@@ -10,10 +12,11 @@
 //! requests for up to [`SHUTDOWN_TIMEOUT_SECS`].
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::Condition;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, http::header, web};
 use tracing_actix_web::TracingLogger;
 
@@ -24,6 +27,10 @@ use crate::settings::HttpSettings;
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// How long a connection that is being closed (after a 408, say) waits for the client to read
+/// the answer and hang up before it is dropped: actix's default, made explicit.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Binds the service's address; returns the listener and the port it really got.
 pub fn bind(settings: &HttpSettings) -> std::io::Result<(TcpListener, u16)> {
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
@@ -32,16 +39,19 @@ pub fn bind(settings: &HttpSettings) -> std::io::Result<(TcpListener, u16)> {
 }
 
 /// What a service's HTTP server has besides its own routes.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct HttpService {
     readiness: Readiness,
     cors_allowed_origins: Vec<String>,
     workers: Option<usize>,
+    body_timeout: Duration,
 }
 
 impl HttpService {
-    pub fn new(readiness: Readiness) -> Self {
-        Self { readiness, ..Self::default() }
+    /// A server with the bounds of `settings` (`bind` took its address) and these readiness
+    /// checks.
+    pub fn new(settings: &HttpSettings, readiness: Readiness) -> Self {
+        Self { readiness, cors_allowed_origins: Vec::new(), workers: None, body_timeout: settings.body_timeout }
     }
 
     /// Allows browser calls from these origins (none by default).
@@ -71,6 +81,7 @@ impl HttpService {
         let state = web::Data::new(state);
         let health = health::routes(self.readiness);
         let origins = self.cors_allowed_origins;
+        let body_timeout = http::BodyTimeout(self.body_timeout);
         let mut server = HttpServer::new(move || {
             let cors = origins
                 .iter()
@@ -78,15 +89,21 @@ impl HttpService {
                 .allowed_methods(["GET", "POST", "OPTIONS"])
                 .allowed_headers([header::CONTENT_TYPE, header::ACCEPT])
                 .max_age(3600);
+            // Innermost first: the 408 of a stalled body gets CORS headers and a span too.
             App::new()
+                .wrap(from_fn(http::bounded_body))
                 .wrap(Condition::new(!origins.is_empty(), cors))
                 .wrap(TracingLogger::default())
+                .app_data(body_timeout)
                 .app_data(http::json_config())
                 .configure(health.clone())
                 .configure(|cfg| configure(cfg, state.clone()))
                 .default_service(web::to(http::not_found))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // A header section that stalls gets actix's bare 408 and the connection is closed.
+        .client_request_timeout(self.body_timeout)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .listen(listener)?;
         if let Some(workers) = self.workers {
             server = server.workers(workers);

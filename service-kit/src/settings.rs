@@ -31,6 +31,9 @@ pub const PORT: &str = "PORT";
 pub const RUST_LOG: &str = "RUST_LOG";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 
+/// How long a request's header section, and then its body, may each take to arrive.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where a service listens unless `HOST` says otherwise: every interface, for containers.
 pub const ALL_INTERFACES: &str = "0.0.0.0";
 
@@ -105,8 +108,9 @@ impl Env {
     }
 }
 
-/// Where a service's HTTP server listens: `HOST` (default all interfaces) and `PORT` (default
-/// the service's own, given to [`Env::read`]).
+/// A service's HTTP server: where it listens, `HOST` (default all interfaces) and `PORT`
+/// (default the service's own, given to [`Env::read`]), and how long a client may take to send
+/// a request, `BODY_TIMEOUT_MS`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct HttpSettings {
     #[serde(rename = "HOST", default = "all_interfaces")]
@@ -114,21 +118,29 @@ pub struct HttpSettings {
     /// 0 asks the OS for a free port; the bound port is read back from the listener.
     #[serde(rename = "PORT")]
     pub port: u16,
+    /// The bound on the header section (actix's client request timeout) and then on the body
+    /// (`http::bounded_body`): a stalled request is answered with 408 and its connection closed.
+    #[serde(rename = "BODY_TIMEOUT_MS", default = "default_body_timeout", deserialize_with = "positive_millis")]
+    pub body_timeout: Duration,
 }
 
 fn all_interfaces() -> String {
     ALL_INTERFACES.to_owned()
 }
 
+fn default_body_timeout() -> Duration {
+    DEFAULT_BODY_TIMEOUT
+}
+
 impl HttpSettings {
     /// All interfaces on `port`: a service's default.
     pub fn on_port(port: u16) -> Self {
-        Self { host: all_interfaces(), port }
+        Self { host: all_interfaces(), port, body_timeout: DEFAULT_BODY_TIMEOUT }
     }
 
     /// Loopback on a free port: what tests use.
     pub fn ephemeral() -> Self {
-        Self { host: "127.0.0.1".into(), port: 0 }
+        Self { host: "127.0.0.1".into(), port: 0, body_timeout: DEFAULT_BODY_TIMEOUT }
     }
 }
 
@@ -230,7 +242,7 @@ mod tests {
     fn unset_and_blank_values_take_the_default() {
         let probe = read(&[("NAME", "  "), ("HOST", "")]).unwrap();
         assert_eq!(probe.name, "d");
-        assert_eq!(probe.http, HttpSettings { host: "0.0.0.0".into(), port: 8083 });
+        assert_eq!(probe.http, HttpSettings { host: "0.0.0.0".into(), port: 8083, body_timeout: DEFAULT_BODY_TIMEOUT });
         assert_eq!((probe.pool, probe.timeout), (5, Duration::from_secs(1)));
         assert_eq!(probe.origins, ["x"]);
     }
@@ -245,10 +257,11 @@ mod tests {
             ("TIMEOUT_MS", "250"),
             ("POOL", "3"),
             ("ORIGINS", "http://a, http://b,"),
+            ("BODY_TIMEOUT_MS", "250"),
         ])
         .unwrap();
         assert_eq!(probe.name, "123", "a string that looks like a number stays a string");
-        assert_eq!(probe.http, HttpSettings::ephemeral());
+        assert_eq!(probe.http, HttpSettings { body_timeout: Duration::from_millis(250), ..HttpSettings::ephemeral() });
         assert_eq!((probe.window, probe.timeout), (Duration::ZERO, Duration::from_millis(250)));
         assert_eq!(probe.pool, 3);
         assert_eq!(probe.origins, ["http://a", "http://b"]);
@@ -265,6 +278,7 @@ mod tests {
             ("TIMEOUT_MS", "0", "must be positive"),
             ("WINDOW_MS", "later", "expected a whole number of milliseconds"),
             ("POOL", "0", "must be at least 1"),
+            ("BODY_TIMEOUT_MS", "0", "must be positive"),
             ("POOL", "70000", "expected u16"),
             ("POOL", "many", "expected u16"),
         ];

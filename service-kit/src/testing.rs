@@ -9,6 +9,7 @@
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
 //! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back chosen chunks;
+//! - [`raw`]: requests written by hand over TCP (a stalled body, a stalled header section);
 //! - [`rabbit`]: closing a test's RabbitMQ connections from the outside (through
 //!   `rabbitmqctl`, so without an AMQP client).
 
@@ -22,6 +23,7 @@ pub mod mail;
 pub mod process;
 pub mod proxy;
 pub mod rabbit;
+pub mod raw;
 pub mod stores;
 
 pub use answer::Answer;
@@ -29,6 +31,7 @@ pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
+pub use raw::{RawAnswer, assert_short_body_refused, assert_unread_short_body_answered_at_once, send_raw, short_body};
 pub use stores::{TestMongo, TestPostgres, stored_logs};
 
 /// Administrative Postgres URL (a database that always exists; default: `postgres` on the

@@ -1,9 +1,12 @@
 //! The plumbing every service shares, exercised through a real server on port 0.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use service_kit::server::{HttpService, bind};
-use service_kit::testing::Answer;
+use service_kit::testing::raw::MARGIN;
+use service_kit::testing::{Answer, assert_short_body_refused, send_raw};
 use service_kit::{HttpSettings, Readiness};
 
 #[derive(serde::Deserialize)]
@@ -16,8 +19,12 @@ async fn echo(body: web::Json<Echo>) -> HttpResponse {
 }
 
 async fn spawn(readiness: Readiness, cors: Vec<String>) -> String {
-    let (listener, port) = bind(&HttpSettings::ephemeral()).unwrap();
-    let server = HttpService::new(readiness)
+    spawn_with(HttpSettings::ephemeral(), readiness, cors).await
+}
+
+async fn spawn_with(settings: HttpSettings, readiness: Readiness, cors: Vec<String>) -> String {
+    let (listener, port) = bind(&settings).unwrap();
+    let server = HttpService::new(&settings, readiness)
         .cors(cors)
         .workers(1)
         .run(listener, (), |cfg: &mut web::ServiceConfig, _: web::Data<()>| {
@@ -101,4 +108,42 @@ async fn cors_allows_only_the_configured_origins() {
     assert_eq!(allowed.headers()["access-control-allow-origin"], "http://localhost:8081");
     let refused = preflight("http://evil.example").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+/// A server whose requests must arrive within `body_timeout`.
+async fn spawn_bounded(body_timeout: Duration) -> String {
+    spawn_with(HttpSettings { body_timeout, ..HttpSettings::ephemeral() }, Readiness::new(), vec![]).await
+}
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_gets_a_408_envelope_and_the_connection_closed() {
+    let bound = Duration::from_millis(300);
+    let base = spawn_bounded(bound).await;
+    assert_short_body_refused(&base, "/echo", bound).await;
+}
+
+#[tokio::test]
+async fn a_slow_body_that_arrives_within_the_bound_is_served() {
+    let bound = Duration::from_millis(1500);
+    let base = spawn_bounded(bound).await;
+    let body: &[u8] = br#"{"name": "slow"}"#;
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // Four pieces 100 ms apart: 300 ms of trickle, a fifth of the bound.
+    let pieces: Vec<&[u8]> = body.chunks(body.len().div_ceil(4)).collect();
+    let answer = send_raw(&base, &head, &pieces, Duration::from_millis(100), MARGIN).await;
+    assert_eq!((answer.status, answer.body), (200, json!({"error": false, "message": "slow"})));
+}
+
+#[tokio::test]
+async fn a_stalled_header_section_is_answered_408_and_closed_within_the_bound() {
+    let bound = Duration::from_millis(300);
+    let base = spawn_bounded(bound).await;
+    let answer =
+        send_raw(&base, "POST /echo HTTP/1.1\r\nHost: localhost\r\n", &[], Duration::ZERO, bound + MARGIN).await;
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert!(answer.answered <= bound * 2, "answered after {:?}, twice the bound", answer.answered);
+    eprintln!("stalled head: 408 after {:?}, closed after {:?} (bound {bound:?})", answer.answered, answer.closed);
 }

@@ -138,3 +138,12 @@ async fn settings_that_can_never_work_stop_the_start_at_once() {
         assert!(started.elapsed() < QUICKLY, "{named}: gave up after {:?}", started.elapsed());
     }
 }
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_gets_a_408_envelope_within_the_body_timeout() {
+    let db = TestPostgres::create().await;
+    let mut settings = settings(&db.url, TEST_COST);
+    settings.http.body_timeout = Duration::from_millis(300);
+    let app = spawn_with(settings, db).await;
+    service_kit::testing::assert_short_body_refused(&app.address, "/authenticate", Duration::from_millis(300)).await;
+}

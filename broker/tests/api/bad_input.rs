@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{HangingDownstreams, spawn_broker};
+use crate::helpers::{HangingDownstreams, settings_with_downstreams_down, spawn_broker};
 
 const JSON: Option<&str> = Some("application/json");
 
@@ -164,4 +164,12 @@ async fn a_chunked_body_is_refused_with_413_once_it_passes_1_mib() {
     assert!(answer.contains("larger than 1048576 bytes"), "{answer}");
     writer.abort();
     assert_eq!(downstreams.connections(), 0);
+}
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_gets_a_408_envelope_within_the_body_timeout() {
+    let mut settings = settings_with_downstreams_down();
+    settings.http.body_timeout = Duration::from_millis(300);
+    let app = spawn_broker(settings).await;
+    service_kit::testing::assert_short_body_refused(&app.address, "/handle", Duration::from_millis(300)).await;
 }

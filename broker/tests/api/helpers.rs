@@ -48,7 +48,8 @@ impl TestApp {
 /// Starts a broker with `settings` (its port is replaced by 0) and returns once it serves.
 pub async fn spawn_broker(mut settings: Settings) -> TestApp {
     service_kit::telemetry::init_for_tests();
-    settings.http = HttpSettings::ephemeral();
+    // A free loopback port; the test's request bounds stay.
+    settings.http = HttpSettings { body_timeout: settings.http.body_timeout, ..HttpSettings::ephemeral() };
     let app = Application::build(settings.clone()).await.expect("the broker builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

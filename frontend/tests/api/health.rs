@@ -19,3 +19,14 @@ async fn an_unknown_path_is_a_404_in_the_envelope() {
     assert_eq!(status, 404);
     assert_eq!(body["error"], true);
 }
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_is_answered_at_once_and_the_connection_closed() {
+    let app = spawn_app().await;
+    service_kit::testing::assert_unread_short_body_answered_at_once(
+        &app.address,
+        "/",
+        service_kit::settings::DEFAULT_BODY_TIMEOUT,
+    )
+    .await;
+}

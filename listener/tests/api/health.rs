@@ -45,3 +45,16 @@ async fn ready_answers_503_and_names_what_is_down() {
     app.stop().await;
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_is_answered_at_once_and_the_connection_closed() {
+    let broker = TestBroker::new().await;
+    let bound = std::time::Duration::from_secs(2);
+    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", free_port()), |settings| {
+        settings.http.body_timeout = bound;
+    })
+    .await;
+    service_kit::testing::assert_unread_short_body_answered_at_once(&app.address, "/health", bound).await;
+    app.stop().await;
+    broker.cleanup().await;
+}

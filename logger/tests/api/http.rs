@@ -1,7 +1,7 @@
 use contract::validate::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
 use serde_json::json;
 
-use crate::helpers::{entry, spawn_app};
+use crate::helpers::{entry, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn post_log_returns_202_logged_and_stores_the_entry() {
@@ -171,4 +171,11 @@ async fn health_and_readiness_answer_when_mongodb_is_up() {
     let ready = app.get("/ready").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.envelope().data.unwrap()["mongodb"], "ok");
+}
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_gets_a_408_envelope_within_the_body_timeout() {
+    let bound = std::time::Duration::from_millis(300);
+    let app = spawn_app_with(|settings| settings.http.body_timeout = bound).await;
+    service_kit::testing::assert_short_body_refused(&app.logger.http_url, "/log", bound).await;
 }

@@ -1,7 +1,7 @@
 use serde_json::json;
 use service_kit::testing::MailCatcher;
 
-use crate::helpers::{mail_to, spawn_app};
+use crate::helpers::{mail_to, spawn_app, spawn_app_with, test_settings};
 
 #[tokio::test]
 async fn send_returns_a_400_naming_the_field_when_a_field_is_invalid() {
@@ -82,4 +82,13 @@ async fn send_refuses_a_body_over_one_mebibyte_with_a_413() {
     let (status, reply) = app.send(&huge).await.status_and_envelope();
 
     assert_eq!(status, 413, "{reply:?}");
+}
+
+#[tokio::test]
+async fn a_body_short_of_its_content_length_gets_a_408_envelope_within_the_body_timeout() {
+    let bound = std::time::Duration::from_millis(300);
+    let mut settings = test_settings();
+    settings.http.body_timeout = bound;
+    let app = spawn_app_with(settings).await;
+    service_kit::testing::assert_short_body_refused(&app.address, "/send", bound).await;
 }
