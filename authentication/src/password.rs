@@ -1,15 +1,35 @@
-//! bcrypt, off the async workers.
+//! bcrypt, off the async workers, with admission control in front.
 //!
 //! Hashing and verifying run in `spawn_blocking` inside the caller's tracing span, at most
 //! `bcrypt_concurrency` at once (more wait their turn instead of piling threads onto the CPU).
+//! At most `queue` requests wait for a turn; one more is refused at once ([`Refused::Overloaded`]),
+//! so that a login storm gets quick 503s instead of answers that come after the caller gave up.
+//! A verify with a deadline never starts bcrypt once the deadline has passed
+//! ([`Refused::Expired`]): the CPU goes to callers still waiting. A caller that disconnects
+//! drops the future, which leaves the queue at once.
 //! A login for an unknown address verifies against a dummy hash of the configured cost, so that
 //! it takes as long as a login with a wrong password and does not reveal which addresses exist.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::Context;
 use tokio::sync::Semaphore;
 use tracing::Span;
+
+/// Why a verify did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Every worker is busy and the queue is full.
+    #[error("too many logins at once, try again shortly")]
+    Overloaded,
+    /// The caller's deadline passed before a worker was free.
+    #[error("the caller's deadline passed before the password could be checked")]
+    Expired,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
 
 /// Hashes new passwords and checks given ones; cheap to clone.
 #[derive(Clone)]
@@ -20,17 +40,32 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
     /// Bounds the bcrypt computations running at once.
     permits: Arc<Semaphore>,
+    /// Verifies admitted and not finished (running or waiting for a permit).
+    admitted: Arc<AtomicUsize>,
+    /// Most verifies admitted at once: the workers plus the queue in front of them.
+    capacity: usize,
+}
+
+/// One admitted verify; leaving (done, refused or dropped) frees its place.
+struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PasswordHasher {
-    /// Computes the dummy hash once (one bcrypt run at `cost`).
-    pub async fn new(cost: u32, concurrency: usize) -> anyhow::Result<Self> {
+    /// Computes the dummy hash once (one bcrypt run at `cost`); `queue` verifies may wait for
+    /// one of the `concurrency` workers.
+    pub async fn new(cost: u32, concurrency: usize, queue: usize) -> anyhow::Result<Self> {
         // No permit at all would make every request wait forever.
         anyhow::ensure!(concurrency >= 1, "bcrypt concurrency must be at least 1");
         let permits = Arc::new(Semaphore::new(concurrency));
         let dummy = format!("no user has this password {}", std::process::id());
         let dummy_hash = blocking(&permits, move || bcrypt::hash(dummy, cost)).await?.context("bcrypt cost")?;
-        Ok(Self { cost, dummy_hash: dummy_hash.into(), permits })
+        let admitted = Arc::new(AtomicUsize::new(0));
+        Ok(Self { cost, dummy_hash: dummy_hash.into(), permits, admitted, capacity: concurrency + queue })
     }
 
     /// A new hash of `password` at the configured cost.
@@ -42,10 +77,31 @@ impl PasswordHasher {
     /// Whether `password` matches `stored_hash`; with no stored hash (unknown user) the same
     /// work is done against the dummy hash and the answer is always `false`.
     /// A stored hash that does not parse counts as no match and is logged.
-    pub async fn verify(&self, password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
+    /// Refused at once when the queue is full; refused without a bcrypt run when `deadline`
+    /// passes before a worker is free.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored_hash: Option<String>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Refused> {
+        let _admission = self.admit()?;
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let outcome = blocking(&self.permits, move || bcrypt::verify(password, &hash)).await?;
+        let permit = match deadline {
+            _ if deadline.is_some_and(|deadline| deadline <= Instant::now()) => return Err(Refused::Expired),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.permits.acquire())
+                .await
+                .map_err(|_| Refused::Expired)?,
+            None => self.permits.acquire().await,
+        }
+        .context("the bcrypt limiter is closed")?;
+        // Waiting may have taken the caller's whole budget; a verify then would be wasted work.
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            return Err(Refused::Expired);
+        }
+        let outcome = run_blocking(move || bcrypt::verify(password, &hash)).await?;
+        drop(permit);
         match outcome {
             Ok(matches) => Ok(known && matches),
             Err(error) => {
@@ -56,12 +112,28 @@ impl PasswordHasher {
     }
 }
 
+impl PasswordHasher {
+    /// A place among the admitted verifies, or [`Refused::Overloaded`] when all are taken.
+    fn admit(&self) -> Result<Admission, Refused> {
+        let capacity = self.capacity;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < capacity).then_some(n + 1))
+            .map_err(|_| Refused::Overloaded)?;
+        Ok(Admission(self.admitted.clone()))
+    }
+}
+
 /// Runs `work` on the blocking pool, in the current span, once a permit is free.
 async fn blocking<T: Send + 'static>(
     permits: &Semaphore,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
     let _permit = permits.acquire().await.context("the bcrypt limiter is closed")?;
+    run_blocking(work).await
+}
+
+/// Runs `work` on the blocking pool, in the current span.
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     let span = Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(work)).await.context("the bcrypt task failed")
 }
@@ -72,28 +144,67 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_own_password_only() {
-        let hasher = PasswordHasher::new(4, 2).await.unwrap();
+        let hasher = PasswordHasher::new(4, 2, 0).await.unwrap();
         let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$2b$04$"), "{hash}");
-        assert!(hasher.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!hasher.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(hasher.verify("correct horse".into(), Some(hash.clone()), None).await.unwrap());
+        assert!(!hasher.verify("wrong horse".into(), Some(hash), None).await.unwrap());
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_matches() {
-        let hasher = PasswordHasher::new(4, 1).await.unwrap();
+        let hasher = PasswordHasher::new(4, 1, 0).await.unwrap();
         let dummy_password = format!("no user has this password {}", std::process::id());
-        assert!(!hasher.verify(dummy_password, None).await.unwrap());
+        assert!(!hasher.verify(dummy_password, None, None).await.unwrap());
     }
 
     #[tokio::test]
     async fn a_malformed_stored_hash_does_not_match() {
-        let hasher = PasswordHasher::new(4, 1).await.unwrap();
-        assert!(!hasher.verify("x".into(), Some("not a hash".into())).await.unwrap());
+        let hasher = PasswordHasher::new(4, 1, 0).await.unwrap();
+        assert!(!hasher.verify("x".into(), Some("not a hash".into()), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_is_refused_without_a_bcrypt_run() {
+        // Cost 14 takes a second or more: a refusal within 100ms cannot have run bcrypt.
+        let hasher = PasswordHasher::new(4, 1, 0).await.unwrap();
+        let hash = bcrypt::hash("pw", 14).unwrap();
+        let started = Instant::now();
+        let refused = hasher.verify("pw".into(), Some(hash), Some(Instant::now())).await;
+        assert!(matches!(refused, Err(Refused::Expired)), "{refused:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn beyond_the_workers_and_the_queue_a_verify_is_refused_at_once() {
+        // One worker and a queue of one: a third verify finds no place.
+        let hasher = PasswordHasher::new(4, 1, 1).await.unwrap();
+        let permit = hasher.permits.clone().acquire_owned().await.unwrap();
+        let running = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("a".into(), None, None).await }
+        });
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("b".into(), None, None).await }
+        });
+        service_kit::testing::eventually("both verifies are admitted", std::time::Duration::from_secs(5), || async {
+            (hasher.admitted.load(Ordering::Acquire) == 2).then_some(())
+        })
+        .await;
+        let refused = hasher.verify("c".into(), None, None).await;
+        assert!(matches!(refused, Err(Refused::Overloaded)), "{refused:?}");
+        // A caller that goes away frees its place.
+        queued.abort();
+        let _ = queued.await;
+        assert_eq!(hasher.admitted.load(Ordering::Acquire), 1);
+        drop(permit);
+        assert!(!running.await.unwrap().unwrap());
+        assert_eq!(hasher.admitted.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
     async fn an_invalid_cost_is_an_error() {
-        assert!(PasswordHasher::new(3, 1).await.is_err());
+        assert!(PasswordHasher::new(3, 1, 0).await.is_err());
     }
 }
