@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Span;
 
 /// Why a verify did not run.
@@ -88,20 +88,18 @@ impl PasswordHasher {
         let _admission = self.admit()?;
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let permit = self.permits.clone().acquire_owned();
         let permit = match deadline {
             _ if deadline.is_some_and(|deadline| deadline <= Instant::now()) => return Err(Refused::Expired),
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.permits.acquire())
-                .await
-                .map_err(|_| Refused::Expired)?,
-            None => self.permits.acquire().await,
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), permit).await.map_err(|_| Refused::Expired)?,
+            None => permit.await,
         }
         .context("the bcrypt limiter is closed")?;
         // Waiting may have taken the caller's whole budget; a verify then would be wasted work.
         if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             return Err(Refused::Expired);
         }
-        let outcome = run_blocking(move || bcrypt::verify(password, &hash)).await?;
-        drop(permit);
+        let outcome = run_blocking(permit, move || bcrypt::verify(password, &hash)).await?;
         match outcome {
             Ok(matches) => Ok(known && matches),
             Err(error) => {
@@ -125,17 +123,25 @@ impl PasswordHasher {
 
 /// Runs `work` on the blocking pool, in the current span, once a permit is free.
 async fn blocking<T: Send + 'static>(
-    permits: &Semaphore,
+    permits: &Arc<Semaphore>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _permit = permits.acquire().await.context("the bcrypt limiter is closed")?;
-    run_blocking(work).await
+    let permit = permits.clone().acquire_owned().await.context("the bcrypt limiter is closed")?;
+    run_blocking(permit, work).await
 }
 
-/// Runs `work` on the blocking pool, in the current span.
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+/// Runs `work` on the blocking pool, in the current span. The permit goes with it: a caller
+/// that leaves cannot stop bcrypt, and its worker stays taken until bcrypt is done.
+async fn run_blocking<T: Send + 'static>(
+    permit: OwnedSemaphorePermit,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let span = Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(work)).await.context("the bcrypt task failed")
+    let work = move || {
+        let _permit = permit;
+        span.in_scope(work)
+    };
+    tokio::task::spawn_blocking(work).await.context("the bcrypt task failed")
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
-use actix_web::http::header::{HeaderName, HeaderValue};
 
-/// The header's name, written by the broker and read by the services.
-pub const REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("request-timeout");
+/// The header's name, written by the broker and read by the services. A plain string: the
+/// broker's HTTP client and actix use different `http` crate versions.
+pub const REQUEST_TIMEOUT: &str = "request-timeout";
 
 /// The header's value for a caller that waits `remaining` more.
-pub fn header_value(remaining: Duration) -> HeaderValue {
-    HeaderValue::from(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
+pub fn header_value(remaining: Duration) -> String {
+    remaining.as_millis().to_string()
 }
 
 /// When the caller of `request` stops waiting: `None` without a (readable) header, which
@@ -30,7 +30,7 @@ mod tests {
 
     #[test]
     fn the_header_round_trips_and_garbage_is_ignored() {
-        let value = header_value(Duration::from_millis(1500));
+        let value = header_value(Duration::from_micros(1_500_900));
         assert_eq!(value, "1500");
         let before = Instant::now();
         let request = TestRequest::default().insert_header((REQUEST_TIMEOUT, value)).to_http_request();

@@ -61,9 +61,9 @@ impl ResponseError for AuthenticateError {
         match self {
             AuthenticateError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             AuthenticateError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            AuthenticateError::Unavailable(_)
-            | AuthenticateError::Overloaded
-            | AuthenticateError::DeadlinePassed => StatusCode::SERVICE_UNAVAILABLE,
+            AuthenticateError::Unavailable(_) | AuthenticateError::Overloaded | AuthenticateError::DeadlinePassed => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AuthenticateError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
