@@ -4,15 +4,16 @@
 //! `bcrypt_concurrency` at once (more wait their turn instead of piling threads onto the CPU).
 //! At most `queue` requests wait for a turn; one more is refused at once ([`Refused::Overloaded`]),
 //! so that a login storm gets quick 503s instead of answers that come after the caller gave up.
-//! A verify with a deadline never starts bcrypt once the deadline has passed
-//! ([`Refused::Expired`]): the CPU goes to callers still waiting. A caller that disconnects
+//! A verify with a deadline never starts bcrypt once the deadline has passed, nor when it
+//! would pass before bcrypt ends, by the measured run time ([`Refused::Expired`]): the CPU goes
+//! to callers still waiting. A caller that disconnects
 //! drops the future, which leaves the queue at once.
 //! A login for an unknown address verifies against a dummy hash of the configured cost, so that
 //! it takes as long as a login with a wrong password and does not reveal which addresses exist.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,6 +45,9 @@ pub struct PasswordHasher {
     admitted: Arc<AtomicUsize>,
     /// Most verifies admitted at once: the workers plus the queue in front of them.
     capacity: usize,
+    /// How long one bcrypt run takes here, in microseconds: measured at start-up, then a moving
+    /// average of the verifies. A verify whose caller would be gone before it ends is not started.
+    run_time: Arc<AtomicU64>,
 }
 
 /// One admitted verify; leaving (done, refused or dropped) frees its place.
@@ -63,9 +67,11 @@ impl PasswordHasher {
         anyhow::ensure!(concurrency >= 1, "bcrypt concurrency must be at least 1");
         let permits = Arc::new(Semaphore::new(concurrency));
         let dummy = format!("no user has this password {}", std::process::id());
+        let started = Instant::now();
         let dummy_hash = blocking(&permits, move || bcrypt::hash(dummy, cost)).await?.context("bcrypt cost")?;
+        let run_time = Arc::new(AtomicU64::new(micros(started.elapsed())));
         let admitted = Arc::new(AtomicUsize::new(0));
-        Ok(Self { cost, dummy_hash: dummy_hash.into(), permits, admitted, capacity: concurrency + queue })
+        Ok(Self { cost, dummy_hash: dummy_hash.into(), permits, admitted, capacity: concurrency + queue, run_time })
     }
 
     /// A new hash of `password` at the configured cost.
@@ -95,11 +101,19 @@ impl PasswordHasher {
             None => permit.await,
         }
         .context("the bcrypt limiter is closed")?;
-        // Waiting may have taken the caller's whole budget; a verify then would be wasted work.
-        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+        // Waiting may have taken the caller's budget; a verify that ends after it is wasted work.
+        let run_time = Duration::from_micros(self.run_time.load(Ordering::Acquire));
+        if deadline.is_some_and(|deadline| deadline <= Instant::now() + run_time) {
             return Err(Refused::Expired);
         }
+        let started = Instant::now();
         let outcome = run_blocking(permit, move || bcrypt::verify(password, &hash)).await?;
+        let sample = micros(started.elapsed());
+        // A moving average over about four runs: follows a machine that gets busier, but one
+        // slow run does not turn callers away.
+        let _ = self.run_time.fetch_update(Ordering::AcqRel, Ordering::Acquire, |average| {
+            Some((average.saturating_mul(3).saturating_add(sample)) / 4)
+        });
         match outcome {
             Ok(matches) => Ok(known && matches),
             Err(error) => {
@@ -119,6 +133,10 @@ impl PasswordHasher {
             .map_err(|_| Refused::Overloaded)?;
         Ok(Admission(self.admitted.clone()))
     }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Runs `work` on the blocking pool, in the current span, once a permit is free.
@@ -178,7 +196,7 @@ mod tests {
         let started = Instant::now();
         let refused = hasher.verify("pw".into(), Some(hash), Some(Instant::now())).await;
         assert!(matches!(refused, Err(Refused::Expired)), "{refused:?}");
-        assert!(started.elapsed() < std::time::Duration::from_millis(100), "{:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
     }
 
     #[tokio::test]
@@ -194,7 +212,7 @@ mod tests {
             let hasher = hasher.clone();
             async move { hasher.verify("b".into(), None, None).await }
         });
-        service_kit::testing::eventually("both verifies are admitted", std::time::Duration::from_secs(5), || async {
+        service_kit::testing::eventually("both verifies are admitted", Duration::from_secs(5), || async {
             (hasher.admitted.load(Ordering::Acquire) == 2).then_some(())
         })
         .await;
