@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         http: HttpSettings::ephemeral(),
         database: DatabaseSettings::new(db.url.clone()),
         bcrypt_cost: COST,
-        bcrypt_concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+        ..Settings::default()
     };
     let application = Application::build(settings).await?;
     let url = format!("http://127.0.0.1:{}/authenticate", application.port());

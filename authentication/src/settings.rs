@@ -24,15 +24,25 @@ pub struct Settings {
     /// How many bcrypt computations run at once; more requests queue instead of starving the CPU.
     #[serde(rename = "BCRYPT_CONCURRENCY", deserialize_with = "settings::count")]
     pub bcrypt_concurrency: usize,
+    /// How many logins may wait for a bcrypt worker; one more is answered 503 at once. The
+    /// default, 4 per worker, is a wait of about a second at cost 12 on a 2-core box, well
+    /// within the broker's 5 s auth budget (see project/BENCHMARKS.md). 0 allows no waiting.
+    #[serde(rename = "BCRYPT_QUEUE_SIZE")]
+    pub bcrypt_queue: usize,
 }
+
+/// Queue places per bcrypt worker, unless `BCRYPT_QUEUE_SIZE` says otherwise.
+pub const QUEUE_PER_WORKER: usize = 4;
 
 impl Default for Settings {
     fn default() -> Self {
+        let bcrypt_concurrency = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             http: HttpSettings::on_port(wiring::AUTHENTICATION_PORT),
             database: DatabaseSettings::default(),
             bcrypt_cost: DEFAULT_BCRYPT_COST,
-            bcrypt_concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            bcrypt_concurrency,
+            bcrypt_queue: QUEUE_PER_WORKER * bcrypt_concurrency,
         }
     }
 }
@@ -110,6 +120,7 @@ mod tests {
         assert_eq!(settings.database.dsn.expose_secret(), wiring::DSN);
         assert_eq!(settings.bcrypt_cost, 12);
         assert!(settings.bcrypt_concurrency >= 1);
+        assert_eq!(settings.bcrypt_queue, QUEUE_PER_WORKER * settings.bcrypt_concurrency);
     }
 
     #[test]
@@ -120,6 +131,7 @@ mod tests {
             ("BCRYPT_COST", "10"),
             ("DB_POOL_MAX_SIZE", "3"),
             ("DB_QUERY_TIMEOUT_MS", "750"),
+            ("BCRYPT_QUEUE_SIZE", "0"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9000);
@@ -127,6 +139,7 @@ mod tests {
         assert_eq!(settings.bcrypt_cost, 10);
         assert_eq!(settings.database.pool_max_size, 3);
         assert_eq!(settings.database.query_timeout, Duration::from_millis(750));
+        assert_eq!(settings.bcrypt_queue, 0);
     }
 
     #[test]

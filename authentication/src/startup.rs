@@ -30,7 +30,7 @@ impl Application {
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
         let store = UserStore::new(&settings.database)?;
-        let hasher = PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency)
+        let hasher = PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency, settings.bcrypt_queue)
             .await
             .with_context(|| format!("BCRYPT_COST={} is not a usable bcrypt cost", settings.bcrypt_cost))?;
         let seed_hash = hasher.hash(SEED_PASSWORD.to_owned()).await?;

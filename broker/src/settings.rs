@@ -35,7 +35,9 @@ pub struct Settings {
     /// Browser origins allowed to call the broker (CORS), comma-separated.
     #[serde(rename = "CORS_ALLOWED_ORIGINS", deserialize_with = "settings::list")]
     pub cors_allowed_origins: Vec<String>,
-    /// The longest the broker waits for each hop; past it the caller gets a 504.
+    /// The longest the broker waits for each hop; past it the caller gets a 504. Each action
+    /// makes one hop, so this is also the request's budget: a REST hop is told what is left
+    /// of it (`Request-Timeout`), the logger gets it as the tarpc deadline.
     #[serde(rename = "AUTH_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub auth_timeout: Duration,
     #[serde(rename = "LOGGER_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]

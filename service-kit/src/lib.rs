@@ -6,6 +6,7 @@
 //!   process environment in `main`, a literal map in tests; nobody calls `set_var`); secrets
 //!   as [`SecretString`].
 //! - [`telemetry`]: JSON logs through `tracing` (pretty with `LOG_FORMAT=pretty`).
+//! - [`deadline`]: the caller's deadline across a REST hop (`Request-Timeout`).
 //! - [`http`]: the envelope renderer for errors, the JSON extractor limits, the 404 fallback.
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
 //! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
@@ -21,6 +22,7 @@
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+pub mod deadline;
 pub mod health;
 pub mod http;
 #[cfg(feature = "logger-rpc")]

@@ -1,11 +1,12 @@
 //! `POST /authenticate {"email", "password"}`: 202 with the user, or 401 `invalid credentials`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use contract::auth::Credentials;
 use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
+use crate::password::Refused;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -20,6 +21,12 @@ pub enum AuthenticateError {
     InvalidCredentials,
     #[error("the user database is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// Every bcrypt worker is busy and the queue is full: a 503 at once, not a late answer.
+    #[error("the authentication service is overloaded, try again shortly")]
+    Overloaded,
+    /// The caller's `Request-Timeout` passed before the password was checked; nobody waits.
+    #[error("the request's deadline passed before the password could be checked")]
+    DeadlinePassed,
     #[error("authentication failed unexpectedly")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -39,12 +46,24 @@ impl From<StoreError> for AuthenticateError {
     }
 }
 
+impl From<Refused> for AuthenticateError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Overloaded => AuthenticateError::Overloaded,
+            Refused::Expired => AuthenticateError::DeadlinePassed,
+            Refused::Failed(error) => AuthenticateError::Unexpected(error),
+        }
+    }
+}
+
 impl ResponseError for AuthenticateError {
     fn status_code(&self) -> StatusCode {
         match self {
             AuthenticateError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             AuthenticateError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            AuthenticateError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthenticateError::Unavailable(_) | AuthenticateError::Overloaded | AuthenticateError::DeadlinePassed => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AuthenticateError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,12 +73,19 @@ impl ResponseError for AuthenticateError {
     }
 }
 
-/// Checks the credentials; the password is only ever passed to bcrypt.
+/// Checks the credentials; the password is only ever passed to bcrypt. A `Request-Timeout`
+/// that has run out, or runs out while the login waits for a bcrypt worker, is a 503 without
+/// a bcrypt run.
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
+    request: HttpRequest,
     body: web::Json<validate::JsonBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AuthenticateError> {
+    let deadline = service_kit::deadline::from_request(&request);
+    if deadline.is_some_and(|deadline| deadline <= std::time::Instant::now()) {
+        return Err(AuthenticateError::DeadlinePassed);
+    }
     let AppState { store, hasher } = state.get_ref();
     let credentials: Credentials = validate::from_value(body.into_inner().into_inner())?;
     let email = normalize_email(credentials.email.as_str());
@@ -71,8 +97,7 @@ pub async fn authenticate(
         None => (None, None),
     };
     // Always one bcrypt run, whether or not the user exists and is active.
-    let matches =
-        hasher.verify(credentials.password.into_inner(), stored_hash).await.map_err(AuthenticateError::Unexpected)?;
+    let matches = hasher.verify(credentials.password.into_inner(), stored_hash, deadline).await?;
 
     let user = match user {
         None => {

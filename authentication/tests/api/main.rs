@@ -5,6 +5,7 @@ mod go_original;
 mod health;
 mod helpers;
 mod migrations;
+mod overload;
 mod proxy;
 mod register;
 mod resilience;

@@ -1,8 +1,9 @@
 //! The broker's four downstreams and what can go wrong with a hop to one of them.
 //!
 //! Every failure names the service. The status follows from the kind: a service that cannot
-//! be reached or fails is a 502, one that does not answer in time a 504, and one that refuses
-//! a request the broker thought valid (a 4xx) passes its status and message through.
+//! be reached or fails is a 502, one that does not answer in time a 504, one that says it is
+//! overloaded or its own dependency is down (a 503) a 503, and one that refuses a request the
+//! broker thought valid (a 4xx) passes its status and message through.
 
 use std::fmt;
 use std::time::Duration;
@@ -116,6 +117,10 @@ pub enum DownstreamError {
     /// The service refused the request (a 4xx); its own message, which names the problem.
     #[error("{message}")]
     Rejected { service: Service, status: StatusCode, message: String },
+    /// The service answered 503: overloaded, or a dependency of its own is down. It is up, and
+    /// the caller may try again shortly.
+    #[error("{service} is unavailable: {message}")]
+    Unavailable { service: Service, message: String },
     /// The service answered with a failure of its own, or with something unreadable.
     #[error("{service} failed: {reason}")]
     Failed { service: Service, reason: String },
@@ -127,6 +132,7 @@ impl DownstreamError {
         match self {
             DownstreamError::Unreachable { .. } | DownstreamError::Failed { .. } => StatusCode::BAD_GATEWAY,
             DownstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            DownstreamError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             DownstreamError::Rejected { status, .. } => *status,
         }
     }
@@ -201,6 +207,14 @@ mod tests {
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid field `to`",
+            ),
+            (
+                DownstreamError::Unavailable {
+                    service: Service::Authentication,
+                    message: "the authentication service is overloaded, try again shortly".into(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authentication service is unavailable: the authentication service is overloaded, try again shortly",
             ),
             (
                 DownstreamError::Failed { service: Service::RabbitMq, reason: "the event was not confirmed".into() },

@@ -1,7 +1,12 @@
 //! The REST hops (authentication, mailer): one pooled HTTP client shared by both, a timeout per
 //! hop, and the answer's envelope decoded into a typed result or a [`DownstreamError`].
+//!
+//! The hop's timeout is the request's budget, and the service is told how much of it is left
+//! (`Request-Timeout`, [`service_kit::deadline`]), less a tenth kept for the answer's way back,
+//! so that it gives up on work the broker would no longer wait for and answers before the
+//! broker's own timer fires.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use contract::Envelope;
@@ -23,10 +28,19 @@ pub struct RestService {
     http: reqwest::Client,
 }
 
+/// What the service is told it has left of the budget ending at `deadline`: nine tenths of the
+/// remaining time, the rest being the answer's way back.
+fn downstream_budget(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now()) * 9 / 10
+}
+
 /// The one HTTP client of the broker: keep-alive connections reused across requests.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Under actix-web's default keep-alive (5 s): a connection the service is closing as idle
+        // must not be reused, or the request fails with "connection closed before message
+        // completed" (seen as a 502 in the login storm test).
+        .pool_idle_timeout(Duration::from_secs(4))
         .tcp_nodelay(true)
         // A service never redirects; following one would only hide a misconfigured URL.
         .redirect(reqwest::redirect::Policy::none())
@@ -46,7 +60,16 @@ impl RestService {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        let request = self.http.post(format!("{}{path}", self.base_url)).timeout(self.timeout).json(body);
+        let deadline = Instant::now() + self.timeout;
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .timeout(self.timeout)
+            .header(
+                service_kit::deadline::REQUEST_TIMEOUT,
+                service_kit::deadline::header_value(downstream_budget(deadline)),
+            )
+            .json(body);
         let (status, bytes) = self.exchange(request).await?;
         let service = self.service;
         if status.is_success() {
@@ -63,6 +86,8 @@ impl RestService {
         tracing::warn!(%status, %message, "downstream refused the request");
         if status.is_client_error() {
             Err(DownstreamError::Rejected { service, status, message })
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            Err(DownstreamError::Unavailable { service, message })
         } else {
             Err(DownstreamError::Failed { service, reason: message })
         }

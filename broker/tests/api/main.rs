@@ -9,4 +9,5 @@ mod downstream_failures;
 mod events;
 mod go_original;
 mod helpers;
+mod login_storm;
 mod stack;

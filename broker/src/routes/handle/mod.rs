@@ -49,7 +49,13 @@ impl ResponseError for HandleError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        service_kit::http::error_response(self)
+        let mut response = service_kit::http::error_response(self);
+        // A downstream that is overloaded or waiting for its database asks callers to come back.
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let retry_after = actix_web::http::header::HeaderValue::from_static("1");
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, retry_after);
+        }
+        response
     }
 }
 
@@ -78,6 +84,10 @@ impl ResponseError for HandleError {
         (status = 413, description = "The body is larger than 1 MiB.", body = Envelope),
         (status = 415, description = "The Content-Type is not application/json.", body = Envelope),
         (status = 502, description = "A downstream service is unreachable or failed; the message names it.",
+         body = Envelope),
+        (status = 503, description = "A downstream service is overloaded or its own dependency is down \
+                                      (e.g. a login storm beyond the authentication service's queue); \
+                                      the message names it; `Retry-After` says when to try again.",
          body = Envelope),
         (status = 504, description = "A downstream service did not answer within its timeout; the message \
                                       names it and the timeout.",
