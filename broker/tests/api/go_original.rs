@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{settings_with_downstreams_down, spawn_broker};
+use crate::helpers::{Answer, settings_with_downstreams_down, spawn_broker};
 
 /// A request as the peer received it.
 #[derive(Debug, Clone)]
@@ -113,18 +113,24 @@ struct AuthPayload {
     password: String,
 }
 
-#[tokio::test]
-async fn the_auth_action_succeeds_against_the_go_originals_authentication_service() {
-    let fixture = go_original::authenticate();
+/// The broker's `auth` action, with the fixture request's credentials, against a peer that
+/// answers with the fixture's response.
+async fn auth_action_against(fixture: &go_original::HttpExchange) -> (Answer, FixturePeer, AuthPayload) {
     let peer = FixturePeer::answering(fixture.response.clone()).await;
     let mut settings = settings_with_downstreams_down();
     settings.auth_url = peer.url.clone();
     let app = spawn_broker(settings).await;
     let credentials: AuthPayload = fixture.request.json();
-
     let answer = app
         .handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}}))
         .await;
+    (answer, peer, credentials)
+}
+
+#[tokio::test]
+async fn the_auth_action_succeeds_against_the_go_originals_authentication_service() {
+    let fixture = go_original::authenticate();
+    let (answer, peer, credentials) = auth_action_against(&fixture).await;
 
     assert_eq!((answer.status, answer.message()), (202, "Authenticated!"), "{}", answer.body);
     let user = &answer.body["data"];
@@ -144,15 +150,7 @@ async fn the_auth_action_succeeds_against_the_go_originals_authentication_servic
 async fn a_wrong_password_against_the_go_originals_authentication_service_still_gives_401() {
     let fixture = go_original::authenticate_wrong_password();
     assert_eq!(fixture.response.status, 400, "the original answers 400, not 401");
-    let peer = FixturePeer::answering(fixture.response.clone()).await;
-    let mut settings = settings_with_downstreams_down();
-    settings.auth_url = peer.url.clone();
-    let app = spawn_broker(settings).await;
-    let credentials: AuthPayload = fixture.request.json();
-
-    let answer = app
-        .handle(&json!({"action": "auth", "auth": {"email": credentials.email, "password": credentials.password}}))
-        .await;
+    let (answer, peer, _) = auth_action_against(&fixture).await;
 
     assert_eq!((answer.status, answer.message()), (401, "invalid credentials"), "{}", answer.body);
     assert_eq!(answer.body["error"], json!(true));
