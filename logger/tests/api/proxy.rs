@@ -7,12 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use service_kit::testing::proxy::is_mongo_command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-/// The start of an `insert` command in an OP_MSG body: a string element (0x02) named `insert`.
-const INSERT_COMMAND: &[u8] = b"\x02insert\x00";
 
 pub struct MongoProxy {
     pub port: u16,
@@ -90,7 +88,7 @@ async fn connection(client: TcpStream, state: Arc<State>) {
                 return;
             }
             let chunk = &buffer[..read];
-            let cut = chunk.windows(INSERT_COMMAND.len()).any(|w| w == INSERT_COMMAND)
+            let cut = is_mongo_command(chunk, "insert")
                 && state.cuts_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
             if cut {
                 cutting.store(true, Ordering::SeqCst);
