@@ -3,7 +3,8 @@
 //! - [`settings`]: `PORT`, `DSN`, `BCRYPT_COST` and the pool's limits.
 //! - [`startup`]: [`Application::build`] prepares bcrypt, applies the [`migrations`] (retrying
 //!   while Postgres starts), binds the port and starts the server with `/health` and `/ready`.
-//! - [`routes`]: `POST /authenticate` and `POST /users`, one module each, with an error enum
+//! - [`tokens`]: the access token signer and its JWKS.
+//! - [`routes`]: `POST /authenticate`, `POST /users` and the JWKS, one module each, with an error enum
 //!   per route that picks the status code; they share one [`state::AppState`].
 //! - [`store`]: the `users` table through a `deadpool-postgres` pool with prepared statements;
 //!   every operation is bounded in time, and lost connections are replaced at the next request.
@@ -20,6 +21,7 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 pub use settings::{DatabaseSettings, Settings};
 pub use startup::Application;

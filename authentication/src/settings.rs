@@ -29,6 +29,45 @@ pub struct Settings {
     /// within the broker's 5 s auth budget (see project/BENCHMARKS.md). 0 allows no waiting.
     #[serde(rename = "BCRYPT_QUEUE_SIZE")]
     pub bcrypt_queue: usize,
+    /// How access tokens are signed (`TOKEN_*`).
+    pub tokens: TokenSettings,
+}
+
+/// The access token's key and claims; see `crate::tokens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// The Ed25519 private key as PKCS#8 PEM (`TOKEN_SIGNING_KEY`); wins over the file.
+    #[serde(rename = "TOKEN_SIGNING_KEY")]
+    pub signing_key: Option<SecretString>,
+    /// A file holding that PEM (`TOKEN_SIGNING_KEY_FILE`), e.g. a mounted secret.
+    #[serde(rename = "TOKEN_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<std::path::PathBuf>,
+    /// The key used before the last rotation, private or public PEM (`TOKEN_PREVIOUS_KEY`):
+    /// published in the JWKS so that its tokens verify until they expire.
+    #[serde(rename = "TOKEN_PREVIOUS_KEY")]
+    pub previous_key: Option<SecretString>,
+    /// Lifetime of a token in seconds (`TOKEN_TTL_SECS`, default 900).
+    #[serde(rename = "TOKEN_TTL_SECS", deserialize_with = "settings::count")]
+    pub ttl_secs: u64,
+    /// `iss` (`TOKEN_ISSUER`) and `aud` (`TOKEN_AUDIENCE`); the broker checks the same values.
+    #[serde(rename = "TOKEN_ISSUER")]
+    pub issuer: String,
+    #[serde(rename = "TOKEN_AUDIENCE")]
+    pub audience: String,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            signing_key_file: None,
+            previous_key: None,
+            ttl_secs: 900,
+            issuer: contract::token::DEFAULT_ISSUER.into(),
+            audience: contract::token::DEFAULT_AUDIENCE.into(),
+        }
+    }
 }
 
 /// Queue places per bcrypt worker, unless `BCRYPT_QUEUE_SIZE` says otherwise.
@@ -43,6 +82,7 @@ impl Default for Settings {
             bcrypt_cost: DEFAULT_BCRYPT_COST,
             bcrypt_concurrency,
             bcrypt_queue: QUEUE_PER_WORKER * bcrypt_concurrency,
+            tokens: TokenSettings::default(),
         }
     }
 }
@@ -94,7 +134,7 @@ impl Default for DatabaseSettings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        env.read(wiring::AUTHENTICATION_PORT, &["database"])
+        env.read(wiring::AUTHENTICATION_PORT, &["database", "tokens"])
     }
 }
 
@@ -160,8 +200,12 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_dsn() {
-        let env = Env::from_pairs([("DSN", "postgres://u:hunter2@db/users")]);
+        let env = Env::from_pairs([
+            ("DSN", "postgres://u:hunter2@db/users"),
+            ("TOKEN_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----hunter3"),
+            ("TOKEN_PREVIOUS_KEY", "-----BEGIN PRIVATE KEY-----hunter4"),
+        ]);
         let shown = format!("{:?}", Settings::from_env(&env).unwrap());
-        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("hunter") && !shown.contains("BEGIN"), "{shown}");
     }
 }

@@ -12,6 +12,7 @@ use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::UserStore;
+use crate::tokens::TokenSigner;
 
 pub struct Application {
     /// The port the server really listens on (settings may ask for 0).
@@ -30,6 +31,7 @@ impl Application {
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;
         let store = UserStore::new(&settings.database)?;
+        let tokens = TokenSigner::new(&settings.tokens)?;
         let hasher = PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_concurrency, settings.bcrypt_queue)
             .await
             .with_context(|| format!("BCRYPT_COST={} is not a usable bcrypt cost", settings.bcrypt_cost))?;
@@ -50,9 +52,13 @@ impl Application {
                 async move { store.ping().await.map_err(|error| service_kit::http::error_chain(&error)) }
             }
         });
-        let server =
-            HttpService::new(&settings.http, readiness).run(listener, AppState { store, hasher }, routes::configure)?;
-        tracing::info!(port, "authentication service listening");
+        let state_kid = tokens.kid().to_owned();
+        let server = HttpService::new(&settings.http, readiness).run(
+            listener,
+            AppState { store, hasher, tokens },
+            routes::configure,
+        )?;
+        tracing::info!(port, kid = state_kid, "authentication service listening");
         Ok(Self { port, server })
     }
 

@@ -46,6 +46,8 @@ pub struct Settings {
     pub mailer_timeout: Duration,
     #[serde(rename = "RABBIT_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub rabbit_timeout: Duration,
+    /// `PROTECTED_ACTIONS` and how their bearer tokens are checked.
+    pub protect: crate::protect::ProtectSettings,
 }
 
 impl Default for Settings {
@@ -69,13 +71,14 @@ impl Default for Settings {
             // An SMTP exchange can be slow: connect, greet, send, quit.
             mailer_timeout: Duration::from_secs(10),
             rabbit_timeout: Duration::from_secs(3),
+            protect: crate::protect::ProtectSettings::default(),
         }
     }
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        env.read(wiring::BROKER_PORT, &[])
+        env.read(wiring::BROKER_PORT, &["protect"])
     }
 }
 
@@ -108,6 +111,8 @@ mod tests {
         assert_eq!(settings.queue, "logs");
         assert_eq!(settings.cors_allowed_origins, ["http://localhost:8081", "http://127.0.0.1:8081"]);
         assert_eq!(settings.mailer_timeout, Duration::from_secs(10));
+        assert_eq!(settings.protect.protected_actions, ["logs", "mail"]);
+        assert_eq!(Settings::default().protect.protected_actions, ["logs", "mail"]);
     }
 
     #[test]
@@ -117,12 +122,14 @@ mod tests {
             ("AUTH_URL", "http://authentication-service/"),
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com"),
             ("LOGGER_TIMEOUT_MS", "250"),
+            ("PROTECTED_ACTIONS", "none"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9080);
         assert_eq!(settings.auth_url, "http://authentication-service");
         assert_eq!(settings.cors_allowed_origins, ["https://app.example.com"]);
         assert_eq!(settings.logger_timeout, Duration::from_millis(250));
+        assert!(settings.protect.protected_actions.is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use service_kit::server::{HttpService, bind};
 
 use crate::Settings;
 use crate::downstream::Downstreams;
+use crate::protect::TokenVerifier;
 use crate::routes::{self, openapi};
 use crate::state::AppState;
 
@@ -22,15 +23,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let downstreams = Downstreams::new(&settings)?;
         let readiness = downstreams.readiness();
+        let tokens = TokenVerifier::new(settings.protect.clone(), &settings.auth_url, downstreams.auth.http());
         let openapi_json = openapi::render_json().context("cannot render the OpenAPI document")?;
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot bind {}:{}", settings.http.host, settings.http.port))?;
         let server = HttpService::new(&settings.http, readiness)
             .cors(settings.cors_allowed_origins.clone())
-            .run(listener, AppState { downstreams, openapi_json }, routes::configure)
+            .run(listener, AppState { downstreams, tokens, openapi_json }, routes::configure)
             .context("cannot start the HTTP server")?;
         tracing::info!(port, auth_url = %settings.auth_url, logger = %settings.logger_rpc_addr,
-            mailer_url = %settings.mailer_url, exchange = %settings.exchange, "broker listening");
+            mailer_url = %settings.mailer_url, exchange = %settings.exchange,
+            protected = ?settings.protect.protected_actions, "broker listening");
         Ok(Self { port, server })
     }
 

@@ -3,10 +3,13 @@
 use actix_web::web::Bytes;
 
 use crate::downstream::Downstreams;
+use crate::protect::TokenVerifier;
 
 pub struct AppState {
     /// The clients of the four downstreams (`/handle`).
     pub downstreams: Downstreams,
+    /// Checks the bearer token of protected actions against the cached JWKS.
+    pub tokens: TokenVerifier,
     /// The body of `GET /openapi.json`: the OpenAPI document, rendered once at start-up by
     /// `routes::openapi::render_json`.
     pub openapi_json: Bytes,

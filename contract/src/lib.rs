@@ -9,6 +9,7 @@
 //! - [`paths`]: every service's REST paths, registered by the service and called by its clients.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
 //! - [`mail`]: the mailer's `POST /send` body.
+//! - [`token`]: the access token's claims and the login answer that carries it.
 //! - `go_original` (feature `go-original-fixtures`): the Go original's exact bytes at every
 //!   shared seam, recorded once in `fixtures/go-micro/`, for tests.
 //! - [`validate`]: the field rules as types that parse on deserialisation, and
@@ -32,6 +33,7 @@ pub mod mail;
 pub mod paths;
 #[cfg(feature = "rpc")]
 pub mod rpc;
+pub mod token;
 pub mod validate;
 
 pub use envelope::Envelope;

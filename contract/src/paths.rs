@@ -24,6 +24,8 @@ pub mod authentication {
     pub const AUTHENTICATE: &str = "/authenticate";
     /// `POST`: registers a user.
     pub const USERS: &str = "/users";
+    /// `GET`: the public keys that verify its access tokens (RFC 7517), current and previous.
+    pub const JWKS: &str = "/.well-known/jwks.json";
 }
 
 /// The logger's HTTP API (its RPC contract is `crate::rpc`).

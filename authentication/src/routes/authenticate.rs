@@ -1,8 +1,10 @@
-//! `POST /authenticate {"email", "password"}`: 202 with the user, or 401 `invalid credentials`.
+//! `POST /authenticate {"email", "password"}`: 202 with the user and an access token beside it
+//! (`contract::token::SignedIn`), or 401 `invalid credentials`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use contract::auth::Credentials;
+use contract::token::SignedIn;
 use contract::{Envelope, ValidationError, validate};
 
 use super::{normalize_email, with_retry_after};
@@ -86,7 +88,7 @@ pub async fn authenticate(
     if deadline.is_some_and(|deadline| deadline <= std::time::Instant::now()) {
         return Err(AuthenticateError::DeadlinePassed);
     }
-    let AppState { store, hasher } = state.get_ref();
+    let AppState { store, hasher, tokens } = state.get_ref();
     let credentials: Credentials = validate::from_value(body.into_inner().into_inner())?;
     let email = normalize_email(credentials.email.as_str());
     tracing::Span::current().record("email", email.as_str());
@@ -116,6 +118,8 @@ pub async fn authenticate(
         return Err(AuthenticateError::InvalidCredentials);
     }
     tracing::info!("login accepted");
+    let (token, expires_in) = tokens.issue(&user).map_err(AuthenticateError::Unexpected)?;
     let message = format!("Logged in user {}", user.email);
-    Ok(HttpResponse::Accepted().json(Envelope::with_data(message, user)))
+    let signed_in = SignedIn { user, token: Some(token), expires_in: Some(expires_in) };
+    Ok(HttpResponse::Accepted().json(Envelope::with_data(message, signed_in)))
 }

@@ -13,13 +13,22 @@ pub use register::{RegisterError, register};
 
 use crate::state::AppState;
 
-/// Adds `POST /authenticate`, `POST /users` and `state`, which they share.
+/// Adds `POST /authenticate`, `POST /users`, `GET /.well-known/jwks.json` and `state`, which they share.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     // The Go original's broker posts its credentials without a Content-Type.
     let authenticate_route = web::resource(authentication::AUTHENTICATE)
         .wrap(from_fn(service_kit::http::untyped_body_is_json))
         .route(web::post().to(authenticate));
-    cfg.app_data(state).service(authenticate_route).route(authentication::USERS, web::post().to(register));
+    cfg.app_data(state)
+        .service(authenticate_route)
+        .route(authentication::USERS, web::post().to(register))
+        .route(authentication::JWKS, web::get().to(jwks));
+}
+
+/// `GET /.well-known/jwks.json`: the public keys of the access tokens, current first.
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    // Verifiers fetch it on an unknown `kid`; a short cache keeps a rotation visible quickly.
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "max-age=60")).json(state.tokens.jwks())
 }
 
 /// How addresses are stored and looked up: without surrounding blanks, in lower case.

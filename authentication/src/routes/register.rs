@@ -48,7 +48,7 @@ pub async fn register(
     body: web::Json<validate::JsonBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, RegisterError> {
-    let AppState { store, hasher } = state.get_ref();
+    let AppState { store, hasher, .. } = state.get_ref();
     let new_user: NewUser = validate::from_value(body.into_inner().into_inner())?;
     let email = normalize_email(new_user.email.as_str());
     tracing::Span::current().record("email", email.as_str());

@@ -53,6 +53,11 @@ impl RestService {
         Self { service, base_url: base_url.trim_end_matches('/').to_owned(), timeout, http }
     }
 
+    /// The shared connection pool (the JWKS fetch uses it too).
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// `POST {base}{path}` with a JSON body; a 2xx envelope's `data` decoded as `T`.
     #[tracing::instrument(name = "rest.post", skip(self, body), fields(service = %self.service, base_url = %self.base_url))]
     pub async fn post<B, T>(&self, path: &str, body: &B) -> Result<Envelope<T>, DownstreamError>

@@ -8,6 +8,7 @@ use contract::handle::{HandleRequest, LogsQuery};
 use contract::log::{Level, LogPayload, StoredEntry};
 use contract::mail::MailPayload;
 use contract::paths;
+use contract::token::SignedIn;
 use serde_json::Value;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
@@ -26,7 +27,7 @@ use crate::state::AppState;
     modifiers(&AnyValue),
     paths(handle::handle, root::hit, root::ping, health, ready, openapi_json),
     components(schemas(
-        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, User, StoredEntry
+        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, User, SignedIn, StoredEntry
     )),
     tags(
         (name = "broker", description = "What the frontend calls."),

@@ -3,12 +3,13 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use contract::Envelope;
-use contract::auth::{Credentials, User};
+use contract::auth::Credentials;
 use contract::event::LogEvent;
 use contract::handle::LogsQuery;
 use contract::log::{Level, LogPayload};
 use contract::mail::MailPayload;
 use contract::paths;
+use contract::token::SignedIn;
 use service_kit::http::envelope;
 use tracing::Instrument;
 
@@ -22,7 +23,7 @@ pub const LOGIN_EVENT_NAME: &str = "authentication";
 /// Every answered attempt is recorded as an event (never with the password).
 #[tracing::instrument(name = "action.auth", skip_all, fields(email = %credentials.email))]
 pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result<HttpResponse, HandleError> {
-    let answer = downstreams.auth.post::<_, User>(paths::authentication::AUTHENTICATE, &credentials).await;
+    let answer = downstreams.auth.post::<_, SignedIn>(paths::authentication::AUTHENTICATE, &credentials).await;
     let email = &credentials.email;
     match answer {
         Ok(Envelope { data: Some(user), .. }) => {

@@ -6,13 +6,14 @@ use actix_web::error::ResponseError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use contract::Envelope;
-use contract::auth::User;
 use contract::handle::{HandleRequest, RequestError};
 use contract::log::StoredEntry;
 use contract::paths;
+use contract::token::SignedIn;
 use service_kit::http::{BodyError, error_chain_fmt, read_json_body};
 
 use crate::downstream::DownstreamError;
+use crate::protect::TokenError;
 use crate::state::AppState;
 
 pub mod actions;
@@ -30,6 +31,9 @@ pub enum HandleError {
     InvalidCredentials,
     #[error(transparent)]
     Downstream(#[from] DownstreamError),
+    /// A protected action without a valid token (401), or the keys to check it unavailable (503).
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 impl std::fmt::Debug for HandleError {
@@ -45,11 +49,15 @@ impl ResponseError for HandleError {
             HandleError::Invalid(_) => StatusCode::BAD_REQUEST,
             HandleError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             HandleError::Downstream(error) => error.status(),
+            HandleError::Token(error) => error.status(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = service_kit::http::error_response(self);
+        if let HandleError::Token(error) = self {
+            error.decorate(&mut response);
+        }
         // A downstream that is overloaded or waiting for its database asks callers to come back.
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
             let retry_after = actix_web::http::header::HeaderValue::from_static("1");
@@ -73,14 +81,18 @@ impl ResponseError for HandleError {
     responses(
         (status = 200, description = "`logs`: the newest entries first, in `data`.",
          body = Envelope<Vec<StoredEntry>>),
-        (status = 202, description = "`auth`: \"Authenticated!\" with the user in `data`. \
+        (status = 202, description = "`auth`: \"Authenticated!\" with the user in `data`, and beside its \
+                                      fields `token` (a JWT for `Authorization: Bearer`) and `expires_in`. \
                                       `log`: \"logged\". `event`: \"logged via RabbitMQ\" (confirmed by RabbitMQ). \
                                       `mail`: \"Message sent to <to>\".",
-         body = Envelope<User>),
+         body = Envelope<SignedIn>),
         (status = 400, description = "Not JSON, not an object, unknown action, missing payload, or a field \
                                       missing, of the wrong type or invalid; the message names it.",
          body = Envelope),
-        (status = 401, description = "`auth`: \"invalid credentials\".", body = Envelope),
+        (status = 401, description = "`auth`: \"invalid credentials\". A protected action (`PROTECTED_ACTIONS`, \
+                                      default `logs`, `mail`) without a valid `Authorization: Bearer` token: \
+                                      the message says why (missing, expired, bad signature, wrong audience, \
+                                      unknown key); `WWW-Authenticate: Bearer` per RFC 6750.", body = Envelope),
         (status = 413, description = "The body is larger than 1 MiB.", body = Envelope),
         (status = 415, description = "The Content-Type is not application/json.", body = Envelope),
         (status = 502, description = "A downstream service is unreachable or failed; the message names it.",
@@ -94,7 +106,7 @@ impl ResponseError for HandleError {
          body = Envelope),
     ),
 )]
-#[tracing::instrument(name = "handle", skip_all, fields(action = tracing::field::Empty))]
+#[tracing::instrument(name = "handle", skip_all, fields(action = tracing::field::Empty, sub = tracing::field::Empty))]
 pub async fn handle(
     request: HttpRequest,
     payload: web::Payload,
@@ -104,6 +116,9 @@ pub async fn handle(
     let downstreams = &state.downstreams;
     let action = HandleRequest::parse(&body)?;
     tracing::Span::current().record("action", action.action());
+    if let Some(claims) = state.tokens.check(&request, action.action()).await? {
+        tracing::Span::current().record("sub", claims.sub.as_str());
+    }
     match action {
         HandleRequest::Auth { auth } => actions::auth(downstreams, auth).await,
         HandleRequest::Log { log } => actions::log(downstreams, log).await,
