@@ -31,6 +31,12 @@ impl TestApp {
         Answer::read(response).await
     }
 
+    /// `POST /handle` with a JSON body and `Authorization: <authorization>`.
+    pub async fn handle_authorized(&self, body: &Value, authorization: &str) -> Answer {
+        let request = self.http.post(format!("{}/handle", self.address)).header("Authorization", authorization);
+        Answer::read(request.json(body).send().await.expect("POST /handle")).await
+    }
+
     /// `POST /handle` with any body and content type.
     pub async fn handle_raw(&self, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Answer {
         let mut request = self.http.post(format!("{}/handle", self.address)).body(body);
@@ -57,9 +63,11 @@ pub async fn spawn_broker(mut settings: Settings) -> TestApp {
     TestApp { address, http, settings }
 }
 
-/// Settings whose four downstreams are all at closed ports, with short timeouts.
+/// Settings whose four downstreams are all at closed ports, with short timeouts. No action
+/// needs a token (`PROTECTED_ACTIONS=none`): the token tests (`tokens.rs`) protect explicitly.
 pub fn settings_with_downstreams_down() -> Settings {
     let mut settings = Settings::from_env(&service_kit::Env::default()).expect("default settings");
+    settings.protect = broker::protect::ProtectSettings::open();
     settings.auth_url = format!("http://127.0.0.1:{}", free_port());
     settings.mailer_url = format!("http://127.0.0.1:{}", free_port());
     settings.logger_rpc_addr = format!("127.0.0.1:{}", free_port());

@@ -11,3 +11,4 @@ mod go_original;
 mod helpers;
 mod login_storm;
 mod stack;
+mod tokens;

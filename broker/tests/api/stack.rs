@@ -85,6 +85,8 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     settings.rabbit_url = rabbit_url.into();
     settings.exchange = exchange;
     settings.queue = queue.clone();
+    // The open course mode unless a test protects actions (`tokens.rs`).
+    settings.protect = broker::protect::ProtectSettings::open();
     adjust(&mut settings);
     let broker = spawn_broker(settings).await;
 
