@@ -11,6 +11,11 @@
   const MAX_DATA_CHARS = 240;
   const MAX_OUTPUT_LINES = 50;
 
+  // The access token from the last Test Auth, kept in memory only (never in storage) and sent
+  // as `Authorization: Bearer` with every later request; the broker protects `logs` and `mail`.
+  let token = null;
+  const SIGN_IN_HINT = "click Test Auth first: it signs in and the page then sends its token";
+
   const $ = (id) => document.getElementById(id);
   const els = {
     output: $("output"),
@@ -72,11 +77,12 @@
   async function post(path, bodyText) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-    const init = { method: "POST", signal: controller.signal, cache: "no-store" };
+    const init = { method: "POST", signal: controller.signal, cache: "no-store", headers: {} };
     if (bodyText !== null) {
-      init.headers = { "Content-Type": "application/json" };
+      init.headers["Content-Type"] = "application/json";
       init.body = bodyText;
     }
+    if (token !== null) init.headers.Authorization = `Bearer ${token}`;
     try {
       const response = await fetch(brokerUrl + path, init);
       return { status: response.status, text: await response.text() };
@@ -130,9 +136,13 @@
       els.received.textContent = body === undefined ? text : JSON.stringify(body, null, 2);
       els.received.dataset.action = key;
       setStatus(kind, `${status} ${REASONS[status] ?? ""}`.trim());
-      const message = body && typeof body.message === "string" ? body.message : "(no JSON message in the answer)";
+      if (key === "auth" && kind === "ok" && body && body.data && typeof body.data.token === "string") {
+        token = body.data.token;
+      }
+      let message = body && typeof body.message === "string" ? body.message : "(no JSON message in the answer)";
+      if (status === 401 && key !== "auth") message = `${message} (${SIGN_IN_HINT})`;
       addOutput(kind, request.label, String(status), message);
-      if (key === "log" || key === "event") refreshLogs();
+      if (key === "log" || key === "event" || key === "auth") refreshLogs();
     } catch (error) {
       const hint = `Is the broker running at ${brokerUrl}, and does it allow requests from ${location.origin}?`;
       els.received.textContent = `Request failed: ${error.message}\n${hint}`;
@@ -214,7 +224,7 @@
         renderLogs(body.data);
         setLogsState("ok", `updated ${timeOf(new Date())}`);
       } else {
-        const reason = body && typeof body.message === "string" ? body.message : text.slice(0, 120);
+        const reason = status === 401 ? SIGN_IN_HINT : body && typeof body.message === "string" ? body.message : text.slice(0, 120);
         setLogsState("error", `broker answered ${status}: ${reason}`);
       }
     } catch (error) {

@@ -216,16 +216,17 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Databas
         .expect("read data-broker-url")
         .expect("the broker URL injected into the page");
 
-    // The live log view loaded from the broker: the browser reaches it (CORS allows the page).
-    let state = eventually("the live log view to load", PAGE_TIMEOUT, || {
-        let client = client.clone();
-        async move {
-            let state = text(&client, "#logs-state").await;
-            (state.starts_with("updated") || state.starts_with("broker")).then_some(state)
-        }
-    })
-    .await;
-    assert!(state.starts_with("updated"), "the log view could not load: {state:?}");
+    // The live log view asked the broker (CORS allows the page) and was told to sign in: `logs`
+    // is protected by default.
+    let state = log_view_state(&client).await;
+    assert!(state.starts_with("broker answered 401") && state.contains("Test Auth"), "the log view: {state:?}");
+
+    // A protected action clicked before Test Auth: the 401 and what to do.
+    client.find(Locator::Id("btn-mail")).await.expect("the button").click().await.expect("click Test Mail");
+    wait_for(&client, "#received[data-action=\"mail\"]", "the answer to Test Mail before Test Auth").await;
+    assert_eq!(text(&client, "#status").await, "401 Unauthorized", "Test Mail first: status badge");
+    let line = text(&client, "#output li.line:first-child .line-message").await;
+    assert!(line.contains("needs a token") && line.contains("click Test Auth first"), "Test Mail first: {line:?}");
 
     for (index, click) in clicks().into_iter().enumerate() {
         let since = bson::DateTime::from_system_time(SystemTime::now() - Duration::from_secs(1));
@@ -261,7 +262,7 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Databas
         }
 
         let lines = client.find_all(Locator::Css("#output li.line")).await.expect("the Output lines");
-        assert_eq!(lines.len(), index + 1, "{what}: one Output line per click");
+        assert_eq!(lines.len(), index + 2, "{what}: one Output line per click");
         let newest = "#output li.line:first-child";
         assert_eq!(text(&client, &format!("{newest} .line-action")).await, click.key, "{what}: Output line");
         assert_eq!(text(&client, &format!("{newest} .line-message")).await, click.message, "{what}: Output line");
@@ -270,6 +271,16 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Databas
             click.status.split(' ').next(),
             "{what}: Output line status"
         );
+
+        if click.key == "auth" {
+            // Signed in: the log view now loads.
+            let state = eventually("the log view to load after Test Auth", PAGE_TIMEOUT, || {
+                let client = client.clone();
+                async move { Some(text(&client, "#logs-state").await).filter(|state| state.starts_with("updated")) }
+            })
+            .await;
+            assert!(state.starts_with("updated"), "{state:?}");
+        }
 
         // The entries the Test Log and Test Event clicks stored, found in MongoDB, in the live view.
         if click.key == "log" || click.key == "event" {
@@ -291,6 +302,18 @@ async fn click_every_button(client: Client, page: String, logs: mongodb::Databas
             assert_in_log_view(&client, &entries, via_rabbitmq).await;
         }
     }
+}
+
+/// The live log view's state line once it has asked the broker.
+async fn log_view_state(client: &Client) -> String {
+    eventually("the live log view to load", PAGE_TIMEOUT, || {
+        let client = client.clone();
+        async move {
+            let state = text(&client, "#logs-state").await;
+            (state.starts_with("updated") || state.starts_with("broker")).then_some(state)
+        }
+    })
+    .await
 }
 
 /// Makes the window as tall as the page (bounded), so that the screenshot shows all of it.

@@ -87,7 +87,7 @@ impl HttpService {
                 .iter()
                 .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
                 .allowed_methods(["GET", "POST", "OPTIONS"])
-                .allowed_headers([header::CONTENT_TYPE, header::ACCEPT])
+                .allowed_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
                 .max_age(3600);
             // Innermost first: the 408 of a stalled body gets CORS headers and a span too.
             App::new()

@@ -30,6 +30,7 @@ pub fn settings(dsn: &str, cost: u32) -> Settings {
         bcrypt_cost: cost,
         bcrypt_concurrency: 2,
         bcrypt_queue: 2 * authentication::settings::QUEUE_PER_WORKER,
+        tokens: Default::default(),
     }
 }
 

@@ -54,8 +54,12 @@ async fn a_default_broker_refuses_logs_and_mail_without_a_token_and_serves_them_
     let token = answer.body["data"]["token"].as_str().expect("a token beside the user").to_owned();
 
     // The JWKS the authentication service publishes verifies it, with the documented claims.
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        reqwest::get(format!("{}/.well-known/jwks.json", broker.settings.auth_url)).await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{}/.well-known/jwks.json", broker.settings.auth_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
     let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("the token's kid is published")).unwrap();
     let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);

@@ -70,6 +70,19 @@ impl Stack {
         self.post(&format!("{}/handle", self.broker_url), body).await
     }
 
+    /// As [`Stack::handle`], signed in as the seed user first: `logs` and `mail` need a token
+    /// with the stack's default `PROTECTED_ACTIONS`.
+    pub async fn handle_signed_in(&self, body: &Value) -> Answer {
+        let login =
+            serde_json::json!({"action": "auth", "auth": {"email": "admin@example.com", "password": "verysecret"}});
+        let answer = self.handle(&login).await;
+        assert_eq!(answer.status, 202, "the seed user signs in: {}", answer.body);
+        let token = answer.body["data"]["token"].as_str().expect("a login answers with a token");
+        let url = format!("{}/handle", self.broker_url);
+        let request = self.http.post(&url).bearer_auth(token).json(body);
+        Answer::read(request.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"))).await
+    }
+
     async fn post(&self, url: &str, body: &Value) -> Answer {
         let response = self
             .http

@@ -63,7 +63,7 @@ async fn logs_returns_the_new_entries_newest_first() {
     }
 
     // Other tests (or a person on the test page) may log in between: ask for enough entries.
-    let answer = stack.handle(&json!({"action": "logs", "logs": {"limit": 50}})).await;
+    let answer = stack.handle_signed_in(&json!({"action": "logs", "logs": {"limit": 50}})).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.body["error"], false);
     let returned: Vec<StoredEntry> = serde_json::from_value(answer.body["data"].clone())

@@ -13,7 +13,7 @@ async fn mail_reaches_the_catcher_with_its_subject_sender_and_both_parts() {
     let subject = unique_name("e2e-subject");
     let message = unique_name("Hello from the end-to-end test");
     let answer = stack
-        .handle(&json!({"action": "mail", "mail": {"from": "e2e@example.com", "to": to, "subject": subject, "message": message}}))
+        .handle_signed_in(&json!({"action": "mail", "mail": {"from": "e2e@example.com", "to": to, "subject": subject, "message": message}}))
         .await;
     assert_eq!(answer.status, 202, "{}", answer.body);
     assert_eq!(answer.body, json!({"error": false, "message": format!("Message sent to {to}")}));
