@@ -22,8 +22,23 @@ async fn the_seed_user_logs_in_with_a_202_and_its_user_data() {
     for field in ["created_at", "updated_at"] {
         assert!(user[field].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{user}");
     }
-    let keys: Vec<&String> = user.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 7, "exactly the user's public fields, never the hash: {keys:?}");
+    let mut keys: Vec<&String> = user.as_object().unwrap().keys().collect();
+    keys.sort();
+    let expected =
+        ["active", "created_at", "email", "expires_in", "first_name", "id", "last_name", "token", "updated_at"];
+    assert_eq!(keys, expected, "the user's public fields and the token, never the hash");
+    assert_eq!(user["expires_in"], 900);
+
+    // The token's key is the one the JWKS publishes.
+    let token = user["token"].as_str().expect("a token");
+    let header = jsonwebtoken::decode_header(token).expect("a JWT");
+    let jwks: serde_json::Value =
+        app.http.get(format!("{}/.well-known/jwks.json", app.address)).send().await.unwrap().json().await.unwrap();
+    let kid = &jwks["keys"][0]["kid"];
+    assert!(kid.is_string() && jwks["keys"][0]["crv"] == "Ed25519", "{jwks}");
+    assert!(!jwks.to_string().contains("\"d\""), "no private part in the JWKS: {jwks}");
+    assert_eq!(header.kid.as_deref(), kid.as_str(), "{header:?}");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
 }
 
 #[tokio::test]
