@@ -159,3 +159,25 @@ async fn each_bad_token_gets_a_401_that_says_why_and_a_rotated_keys_tokens_stay_
         assert!(answer.message().contains("logger"), "{case}: {}", answer.body);
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_costs_one_bounded_jwks_fetch() {
+    let keys = crate::helpers::HangingServer::start().await;
+    let mut settings = settings_with_downstreams_down();
+    settings.auth_url = format!("http://{}", keys.addr);
+    settings.protect =
+        ProtectSettings { jwks_timeout: std::time::Duration::from_millis(300), ..ProtectSettings::default() };
+    let broker = spawn_broker(settings).await;
+
+    // The first token makes the one fetch, which times out: 503, the keys are unavailable.
+    let bogus = |n: usize| format!("Bearer {}", sign(test_keys::THIRD, &format!("bogus-{n}"), &claims(300)));
+    let answer = broker.handle_authorized(&logs(), &bogus(0)).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(answer.message().contains("keys are unavailable"), "{}", answer.body);
+    assert!(answer.headers.contains_key("retry-after"));
+    // Within the refresh interval the others are refused without another fetch.
+    for n in 1..20 {
+        assert_refused(&broker.handle_authorized(&logs(), &bogus(n)).await, "unknown key", "a bogus kid");
+    }
+    assert_eq!(keys.connections(), 1, "one JWKS fetch for twenty unknown kids");
+}
