@@ -68,7 +68,9 @@ impl LogPayload {
     }
 }
 
-/// A log entry's name: not blank, at most [`MAX_LOG_NAME_BYTES`]; kept as written.
+/// A log entry's name: not blank, one line without control characters (NUL, CR, LF would
+/// forge or split lines wherever names are printed), at most [`MAX_LOG_NAME_BYTES`]; kept as
+/// written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct LogName(String);
@@ -82,15 +84,18 @@ impl LogName {
     /// The rule, for the plain fields of [`LogEntry`] and the event.
     pub fn check(value: &str) -> Result<(), Problem> {
         validate::not_blank(value)?;
+        validate::one_line(value)?;
         validate::at_most_bytes(value, MAX_LOG_NAME_BYTES)
     }
 }
 
 text_newtype!(
     LogName,
-    validate::text_schema(format!("Not blank, at most {MAX_LOG_NAME_BYTES} bytes (UTF-8)."))
-        .min_length(Some(1))
-        .max_length(Some(MAX_LOG_NAME_BYTES))
+    validate::text_schema(format!(
+        "Not blank, one line without control characters, at most {MAX_LOG_NAME_BYTES} bytes (UTF-8)."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(MAX_LOG_NAME_BYTES))
 );
 
 /// A log entry's data: at most [`MAX_LOG_DATA_BYTES`], possibly empty.
@@ -258,11 +263,16 @@ mod tests {
                 "long data",
             ),
             (json!({"name": 1, "data": "d"}), "`name`: invalid type: integer, expected a string", "a number"),
+            (json!({"name": "a\0b", "data": "d"}), "`name`: must be a single line", "a NUL in the name"),
+            (json!({"name": "a\r\nb", "data": "d"}), "`name`: must be a single line", "CR LF in the name"),
+            (json!({"name": "a\nb", "data": "d"}), "`name`: must be a single line", "LF in the name"),
         ];
         for (body, expected, why) in cases {
             let message = validate::from_value::<LogPayload>(body).unwrap_err().to_string();
             assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
         }
+        let lines: LogPayload = validate::from_value(json!({"name": "n", "data": "one\ntwo"})).unwrap();
+        assert_eq!(lines.data.as_str(), "one\ntwo", "data keeps its newlines");
         let kept: LogPayload = validate::from_value(json!({"name": " n ", "data": ""})).unwrap();
         assert_eq!((kept.name.as_str(), kept.data.as_str()), (" n ", ""), "kept as written; empty data is data");
     }
