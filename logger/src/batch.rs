@@ -101,6 +101,7 @@ impl Writer {
             return Ok(Vec::new());
         }
         match &self.mode {
+            Mode::Direct(_) if deadline <= Instant::now() => Err(deadline_passed()),
             Mode::Direct(store) => {
                 self.stats.record(docs.len());
                 store.insert_all(&docs, deadline).await.into_iter().collect()
@@ -164,7 +165,11 @@ async fn group_writes(
             size += job.docs.len();
             group.push(job);
         }
-        stats.record(size);
+        let group = answer_expired(group);
+        if group.is_empty() {
+            continue;
+        }
+        stats.record(group.iter().map(|job| job.docs.len()).sum());
         let store = store.clone();
         tokio::spawn(async move {
             flush(&store, group).await;
@@ -173,6 +178,25 @@ async fn group_writes(
     }
     // Wait for the groups still being written before the task (and the store handle) ends.
     let _ = in_flight.acquire_many(settings.concurrency as u32).await;
+}
+
+/// Answers, without writing them, the jobs whose caller has stopped waiting (deadline passed,
+/// or its RPC call aborted by tarpc at that deadline): a queued write that waited out its
+/// caller's deadline is not started, so a backlog does not go on loading the store for callers
+/// that will retry anyway (the listener holds such an event and resends it). Returns the rest.
+fn answer_expired(group: Vec<Job>) -> Vec<Job> {
+    let now = Instant::now();
+    let (live, expired): (Vec<Job>, Vec<Job>) =
+        group.into_iter().partition(|job| job.deadline > now && !job.reply.is_closed());
+    for job in expired {
+        let _ = job.reply.send(Err(deadline_passed()));
+    }
+    live
+}
+
+/// The answer to work whose caller's deadline passed before it started.
+pub fn deadline_passed() -> LogError {
+    LogError::Unavailable("the caller's deadline passed before the store was asked".into())
 }
 
 /// Writes one group and answers each job with its own results.

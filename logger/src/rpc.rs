@@ -31,20 +31,33 @@ struct LoggerServer {
     logs: LogService,
 }
 
+/// The call's deadline, or the refusal of a call that arrived after it: tarpc aborts a call at
+/// its deadline, but only when the channel next polls its timers, which may be after the call
+/// has started. Writes queued past it are dropped by the writer ([`crate::batch`]).
+fn live(ctx: &Context) -> Result<tokio::time::Instant, LogError> {
+    let deadline = tokio::time::Instant::from(ctx.deadline);
+    if deadline <= tokio::time::Instant::now() {
+        return Err(crate::batch::deadline_passed());
+    }
+    Ok(deadline)
+}
+
 impl Logger for LoggerServer {
     async fn write_log(self, ctx: Context, entry: LogEntry) -> Result<String, LogError> {
-        self.logs.write(entry, Some(ctx.deadline.into())).await
+        self.logs.write(entry, Some(live(&ctx)?)).await
     }
 
     async fn write_many(self, ctx: Context, entries: Vec<LogEntry>) -> Result<Vec<String>, LogError> {
-        self.logs.write_many(entries, Some(ctx.deadline.into())).await
+        self.logs.write_many(entries, Some(live(&ctx)?)).await
     }
 
-    async fn recent(self, _: Context, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
+    async fn recent(self, ctx: Context, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
+        live(&ctx)?;
         self.logs.recent(Some(limit), before).await
     }
 
-    async fn get(self, _: Context, id: String) -> Result<StoredEntry, LogError> {
+    async fn get(self, ctx: Context, id: String) -> Result<StoredEntry, LogError> {
+        live(&ctx)?;
         self.logs.get(&id).await
     }
 

@@ -104,6 +104,10 @@ impl HttpService {
         // A header section that stalls gets actix's bare 408 and the connection is closed.
         .client_request_timeout(self.body_timeout)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        // A client that closes its side is gone: actix then drops the handler's future (a queued
+        // login leaves the queue, the broker's outbound request is dropped with its connection).
+        // With half-closed connections allowed (actix's default) it runs on until it answers.
+        .h1_allow_half_closed(false)
         .listen(listener)?;
         if let Some(workers) = self.workers {
             server = server.workers(workers);

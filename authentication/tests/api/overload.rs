@@ -76,3 +76,33 @@ async fn logins_beyond_the_workers_and_the_queue_get_a_503_with_retry_after() {
     // The worker is free again once they are answered.
     assert_eq!(app.authenticate(SEED_EMAIL, SEED_PASSWORD).await.status, 202);
 }
+
+#[tokio::test]
+async fn a_caller_that_disconnects_frees_its_place_in_the_queue() {
+    // One worker and three queue places, taken by one patient login and three callers that give
+    // up after 50 ms (at most one of them on the worker, whose verify then runs to its end).
+    // Once they are gone, a new login finds a place; while they held theirs it was refused.
+    const IMPATIENT: usize = 3;
+    let db = TestPostgres::create().await;
+    let mut settings = settings(&db.url, COST);
+    (settings.bcrypt_concurrency, settings.bcrypt_queue) = (1, IMPATIENT);
+    let app = spawn_with(settings, db).await;
+    let impatient = reqwest::Client::builder().timeout(std::time::Duration::from_millis(50)).build().unwrap();
+    let give_up = (0..IMPATIENT).map(|_| {
+        impatient
+            .post(format!("{}/authenticate", app.address))
+            .json(&json!({"email": SEED_EMAIL, "password": SEED_PASSWORD}))
+            .send()
+    });
+
+    let patient = app.authenticate(SEED_EMAIL, SEED_PASSWORD);
+    let later = async {
+        let gone = futures::future::join_all(give_up).await;
+        assert!(gone.iter().all(Result::is_err), "the impatient callers gave up before a verify ended: {gone:?}");
+        app.authenticate(SEED_EMAIL, SEED_PASSWORD).await
+    };
+    let (patient, later) = tokio::join!(patient, later);
+
+    assert_eq!(patient.status, 202, "{patient:?}");
+    assert_eq!(later.status, 202, "the places of the callers that left are free: {later:?}");
+}

@@ -148,3 +148,61 @@ async fn ready_names_a_store_that_does_not_answer_within_its_bound() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_write_that_waited_out_its_deadline_in_the_writers_queue_is_not_stored() {
+    use service_kit::testing::proxy::{Proxy, is_mongo_command};
+    const HELD: Duration = Duration::from_millis(1500);
+    const SHORT: Duration = Duration::from_millis(300);
+    let direct = service_kit::testing::mongo_url();
+    let address = direct.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap().to_owned();
+    let holding = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(AtomicUsize::new(0));
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&address).expect("a MongoDB address").next().unwrap();
+    let proxy = Proxy::start(upstream, {
+        let (holding, held) = (holding.clone(), held.clone());
+        move |chunk| {
+            if !holding.load(Ordering::SeqCst) || !is_mongo_command(chunk, "insert") {
+                return Duration::ZERO;
+            }
+            held.fetch_add(1, Ordering::SeqCst);
+            HELD
+        }
+    })
+    .await;
+    // One group at a time: the later calls queue behind the held one.
+    let app = spawn_app_with(|s| {
+        s.mongo.url = format!("mongodb://{}/?directConnection=true", proxy.addr).into();
+        s.batch.concurrency = 1;
+    })
+    .await;
+    app.rpc.write_log(entry("warm-up", "")).await.expect("the store is reachable through the proxy");
+
+    holding.store(true, Ordering::SeqCst);
+    let blocker = tokio::spawn({
+        let rpc = app.rpc.clone();
+        async move { rpc.write_log(entry("held", "")).await }
+    });
+    eventually("the first insert to be held", Duration::from_secs(5), || async {
+        (held.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    holding.store(false, Ordering::SeqCst);
+    let impatient = LoggerRpc::new(app.logger.rpc_addr.clone(), SHORT);
+    let gone = impatient.write_log(entry("impatient", "")).await;
+    assert!(gone.is_err(), "the short call's deadline passes while the writer is busy: {gone:?}");
+    // Queued behind the held write too, so it goes in the same group as the expired one (whose
+    // own deadline alone would already stop a lone insert).
+    let patient = app.rpc.write_log(entry("after", "")).await;
+    assert!(held.load(Ordering::SeqCst) == 1, "the patient write was queued while the first was held");
+    blocker.await.unwrap().expect("the held write is stored once released");
+    patient.expect("a write queued behind the hold is stored");
+
+    let names: Vec<String> = app.stored().await.iter().map(|d| d.get_str("name").unwrap().to_owned()).collect();
+    assert_eq!(names.iter().filter(|n| *n == "held").count(), 1, "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "after").count(), 1, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "impatient"),
+        "a write whose caller's deadline passed in the queue is not started: {names:?}"
+    );
+}
