@@ -119,8 +119,8 @@ fn public_jwk(mut jwk: Jwk) -> anyhow::Result<Jwk> {
 }
 
 /// Fixed Ed25519 keys for tests (made with `openssl genpkey -algorithm ed25519`). Public, so
-/// never configure them outside a test.
-#[doc(hidden)]
+/// never configure them outside a test: they are not in a build without the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod test_keys {
     pub const FIRST: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBneMfOly8jkp4FsMLJT2bt50rBQByXTmWMaZgy1rs5Z\n-----END PRIVATE KEY-----\n";
     /// `FIRST`'s public half.

@@ -439,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_broker_fails_fast_and_creating_the_publisher_does_not_connect() {
-        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::free_port());
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::closed_port());
         let publisher = EventPublisher::with_topology(&url, Topology::new("logs_topic", "logs"), TIMEOUT)
             .expect("lazy: nothing to reach yet");
         let started = Instant::now();

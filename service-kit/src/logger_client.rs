@@ -207,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_fast_as_unreachable() {
-        let port = crate::testing::free_port();
+        let port = crate::testing::closed_port();
         let rpc = LoggerRpc::new(format!("127.0.0.1:{port}"), Duration::from_secs(5));
         let started = Instant::now();
         let error = rpc.write_log(entry()).await.unwrap_err();

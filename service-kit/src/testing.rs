@@ -2,8 +2,8 @@
 //! servers that `project/infra.sh up` starts (addresses overridable with the variables below,
 //! defaults from [`crate::wiring`]).
 //!
-//! - this module: the servers' addresses, [`unique_name`], [`free_port`], the bounded poller
-//!   [`eventually`];
+//! - this module: the servers' addresses, [`unique_name`], [`free_port`], [`closed_port`], the
+//!   bounded poller [`eventually`];
 //! - [`answer`]: [`Answer`], the one way to read an HTTP response (status, headers, envelope);
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
@@ -80,11 +80,25 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A loopback port nothing listens on: bound to port 0, then released. For a downstream that
-/// is down, or a port to start a server of the test's own on.
+/// A loopback port nothing listens on: bound to port 0, then released, for a server of the
+/// test's own (a child process) to bind. For a downstream that must stay down use
+/// [`closed_port`]: a released port can be taken by another test's server.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind((wiring::LOCAL_HOST, 0)).expect("bind a free loopback port");
     listener.local_addr().expect("the bound address").port()
+}
+
+/// A loopback port that refuses connections for the rest of the test process: a downstream
+/// that is down. A socket bound to it that never listens holds it (without `SO_REUSEADDR`, so
+/// no other socket can bind it and port 0 never yields it), and the kernel answers a connect
+/// with a reset. The socket is leaked on purpose: nextest runs each test in a process of its
+/// own, which releases it.
+pub fn closed_port() -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into()).expect("bind a loopback port");
+    let port = socket.local_addr().expect("the bound address").port();
+    std::mem::forget(socket);
+    port
 }
 
 /// Polls `probe` until it returns `Some`, or panics with `what` after `timeout`.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use authentication::DatabaseSettings;
 use authentication::store::{StoreError, UserStore};
 use futures::future::join_all;
-use service_kit::testing::{TestPostgres, eventually, free_port};
+use service_kit::testing::{TestPostgres, closed_port, eventually};
 
 use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, TestApp, settings, spawn_app, spawn_with};
 use crate::proxy::{Mode, PgProxy};
@@ -112,9 +112,8 @@ async fn with_postgres_hanging_requests_get_a_503_quickly_and_recover_when_it_an
 
 #[tokio::test]
 async fn a_pool_pointed_at_a_closed_port_reports_unavailable_quickly() {
-    let closed_port = free_port();
-    let store =
-        UserStore::new(&DatabaseSettings::new(format!("postgres://postgres@127.0.0.1:{closed_port}/users"))).unwrap();
+    let port = closed_port();
+    let store = UserStore::new(&DatabaseSettings::new(format!("postgres://postgres@127.0.0.1:{port}/users"))).unwrap();
 
     let started = Instant::now();
     let ping = store.ping().await;

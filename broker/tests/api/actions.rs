@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::doc;
 use serde_json::json;
-use service_kit::testing::{MailCatcher, eventually, free_port, unique_name};
+use service_kit::testing::{MailCatcher, closed_port, eventually, unique_name};
 
 use crate::stack::{named, spawn_stack, spawn_stack_with};
 
@@ -69,7 +69,7 @@ async fn auth_with_a_wrong_password_answers_401_and_records_the_failed_attempt_w
 #[tokio::test]
 async fn a_login_succeeds_at_once_when_its_event_cannot_be_published() {
     let stack = spawn_stack_with(|settings| {
-        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()).into();
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port()).into();
         settings.rabbit_timeout = Duration::from_secs(3);
     })
     .await;

@@ -10,7 +10,7 @@ use broker::{Application, Settings};
 use serde_json::Value;
 use service_kit::HttpSettings;
 pub use service_kit::testing::Answer;
-use service_kit::testing::free_port;
+use service_kit::testing::closed_port;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -68,10 +68,10 @@ pub async fn spawn_broker(mut settings: Settings) -> TestApp {
 pub fn settings_with_downstreams_down() -> Settings {
     let mut settings = Settings::from_env(&service_kit::Env::default()).expect("default settings");
     settings.protect = broker::protect::ProtectSettings::open();
-    settings.auth_url = format!("http://127.0.0.1:{}", free_port());
-    settings.mailer_url = format!("http://127.0.0.1:{}", free_port());
-    settings.logger_rpc_addr = format!("127.0.0.1:{}", free_port());
-    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()).into();
+    settings.auth_url = format!("http://127.0.0.1:{}", closed_port());
+    settings.mailer_url = format!("http://127.0.0.1:{}", closed_port());
+    settings.logger_rpc_addr = format!("127.0.0.1:{}", closed_port());
+    settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port()).into();
     settings.exchange = service_kit::testing::unique_name("broker-test");
     settings.queue = service_kit::testing::unique_name("broker-test-q");
     for timeout in [

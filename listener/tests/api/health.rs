@@ -1,12 +1,12 @@
 use logger::testing::TestLogger;
-use service_kit::testing::{Answer, TestMongo, free_port};
+use service_kit::testing::{Answer, TestMongo, closed_port};
 
 use crate::helpers::{TestBroker, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_answers_200_while_the_process_runs() {
     let broker = TestBroker::new().await;
-    let app = spawn_app(&broker, &format!("127.0.0.1:{}", free_port())).await;
+    let app = spawn_app(&broker, &format!("127.0.0.1:{}", closed_port())).await;
     let response = app.get("/health").await;
     assert_eq!(response.status, 200);
     app.stop().await;
@@ -29,8 +29,8 @@ async fn ready_answers_200_once_consuming_with_the_logger_reachable() {
 #[tokio::test]
 async fn ready_answers_503_and_names_what_is_down() {
     let broker = TestBroker::new().await;
-    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", free_port()), |settings| {
-        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()).into();
+    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", closed_port()), |settings| {
+        settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port()).into();
     })
     .await;
     let Answer { status, body, .. } = app.ready().await;
@@ -50,7 +50,7 @@ async fn ready_answers_503_and_names_what_is_down() {
 async fn a_body_short_of_its_content_length_is_answered_at_once_and_the_connection_closed() {
     let broker = TestBroker::new().await;
     let bound = std::time::Duration::from_secs(2);
-    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", free_port()), |settings| {
+    let app = spawn_app_with(&broker, &format!("127.0.0.1:{}", closed_port()), |settings| {
         settings.http.body_timeout = bound;
     })
     .await;

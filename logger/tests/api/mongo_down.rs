@@ -4,7 +4,7 @@ use contract::log::LogError;
 use serde_json::json;
 use service_kit::logger_client::RpcError;
 
-use service_kit::testing::{eventually, free_port};
+use service_kit::testing::{closed_port, eventually};
 
 use crate::helpers::{OwnMongo, entry, spawn_app_with};
 
@@ -49,7 +49,7 @@ async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_bac
 
 #[tokio::test]
 async fn the_logger_starts_without_mongodb_and_says_it_is_unavailable() {
-    let closed = format!("mongodb://127.0.0.1:{}", free_port());
+    let closed = format!("mongodb://127.0.0.1:{}", closed_port());
     let started = Instant::now();
     let app = spawn_app_with(|s| s.mongo.url = closed.into()).await;
     assert!(started.elapsed() < FAST, "build took {:?}", started.elapsed());
