@@ -10,10 +10,12 @@
 //! ([`settings`]) and its failures become a 502 or 504 naming the service
 //! ([`downstream::DownstreamError`]). [`startup`] wires it together; `GET /openapi.json`
 //! ([`routes::openapi`]) describes the API from the same contract types. The handlers share one
-//! [`state::AppState`]. [`protect`] checks the bearer token of the actions that need one.
+//! [`state::AppState`]. [`protect`] checks the bearer token of the actions that need one;
+//! [`limits`] refuses, with 429, a client over its rate and a login after too many failures.
 #![forbid(unsafe_code)]
 
 pub mod downstream;
+pub mod limits;
 pub mod protect;
 pub mod routes;
 pub mod settings;

@@ -48,6 +48,8 @@ pub struct Settings {
     pub rabbit_timeout: Duration,
     /// `PROTECTED_ACTIONS` and how their bearer tokens are checked.
     pub protect: crate::protect::ProtectSettings,
+    /// The rate limits on `/handle` and failed logins, and which proxies to believe.
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl Default for Settings {
@@ -72,13 +74,14 @@ impl Default for Settings {
             mailer_timeout: Duration::from_secs(10),
             rabbit_timeout: Duration::from_secs(3),
             protect: crate::protect::ProtectSettings::default(),
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        env.read(wiring::BROKER_PORT, &["protect"])
+        env.read(wiring::BROKER_PORT, &["protect", "limits"])
     }
 }
 
@@ -113,6 +116,8 @@ mod tests {
         assert_eq!(settings.mailer_timeout, Duration::from_secs(10));
         assert_eq!(settings.protect.protected_actions, ["logs", "mail"]);
         assert_eq!(Settings::default().protect.protected_actions, ["logs", "mail"]);
+        assert!(settings.limits.enabled);
+        assert_eq!((settings.limits.per_minute, settings.limits.burst), (600, 100));
     }
 
     #[test]
@@ -123,6 +128,8 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com"),
             ("LOGGER_TIMEOUT_MS", "250"),
             ("PROTECTED_ACTIONS", "none"),
+            ("RATE_LIMIT_PER_MINUTE", "60"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9080);
@@ -130,6 +137,8 @@ mod tests {
         assert_eq!(settings.cors_allowed_origins, ["https://app.example.com"]);
         assert_eq!(settings.logger_timeout, Duration::from_millis(250));
         assert!(settings.protect.protected_actions.is_empty());
+        assert_eq!(settings.limits.per_minute, 60);
+        assert_eq!(settings.limits.trusted_proxies.len(), 1);
     }
 
     #[test]
@@ -139,6 +148,7 @@ mod tests {
             ("MAILER_URL", "ftp://mailer", "not http"),
             ("AUTH_TIMEOUT_MS", "soon", "not a number"),
             ("RABBIT_TIMEOUT_MS", "0", "zero"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33", "not a CIDR"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

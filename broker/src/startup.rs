@@ -6,6 +6,7 @@ use service_kit::server::{HttpService, bind};
 
 use crate::Settings;
 use crate::downstream::Downstreams;
+use crate::limits::Limits;
 use crate::protect::TokenVerifier;
 use crate::routes::{self, openapi};
 use crate::state::AppState;
@@ -29,11 +30,15 @@ impl Application {
             .with_context(|| format!("cannot bind {}:{}", settings.http.host, settings.http.port))?;
         let server = HttpService::new(&settings.http, readiness)
             .cors(settings.cors_allowed_origins.clone())
-            .run(listener, AppState { downstreams, tokens, openapi_json }, routes::configure)
+            .run(
+                listener,
+                AppState { downstreams, tokens, limits: Limits::new(&settings.limits), openapi_json },
+                routes::configure,
+            )
             .context("cannot start the HTTP server")?;
         tracing::info!(port, auth_url = %settings.auth_url, logger = %settings.logger_rpc_addr,
             mailer_url = %settings.mailer_url, exchange = %settings.exchange,
-            protected = ?settings.protect.protected_actions, "broker listening");
+            protected = ?settings.protect.protected_actions, rate_limits = settings.limits.enabled, "broker listening");
         Ok(Self { port, server })
     }
 

@@ -3,6 +3,7 @@
 use actix_web::web::Bytes;
 
 use crate::downstream::Downstreams;
+use crate::limits::Limits;
 use crate::protect::TokenVerifier;
 
 pub struct AppState {
@@ -10,6 +11,8 @@ pub struct AppState {
     pub downstreams: Downstreams,
     /// Checks the bearer token of protected actions against the cached JWKS.
     pub tokens: TokenVerifier,
+    /// The per-client and failed-login limits, with their counts.
+    pub limits: Limits,
     /// The body of `GET /openapi.json`: the OpenAPI document, rendered once at start-up by
     /// `routes::openapi::render_json`.
     pub openapi_json: Bytes,

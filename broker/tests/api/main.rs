@@ -9,6 +9,7 @@ mod downstream_failures;
 mod events;
 mod go_original;
 mod helpers;
+mod limits;
 mod login_storm;
 mod stack;
 mod tokens;

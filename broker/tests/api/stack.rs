@@ -87,6 +87,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     settings.queue = queue.clone();
     // The open course mode unless a test protects actions (`tokens.rs`).
     settings.protect = broker::protect::ProtectSettings::open();
+    // The rate limits stay at their defaults: no test of the real path comes near them.
     adjust(&mut settings);
     let broker = spawn_broker(settings).await;
 

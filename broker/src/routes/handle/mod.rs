@@ -13,6 +13,7 @@ use contract::token::SignedIn;
 use service_kit::http::{BodyError, error_chain_fmt, read_json_body};
 
 use crate::downstream::DownstreamError;
+use crate::limits::Refusal;
 use crate::protect::TokenError;
 use crate::state::AppState;
 
@@ -34,6 +35,9 @@ pub enum HandleError {
     /// A protected action without a valid token (401), or the keys to check it unavailable (503).
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The client is over its rate, or has failed to log in too often (429).
+    #[error(transparent)]
+    Limited(#[from] Refusal),
 }
 
 impl std::fmt::Debug for HandleError {
@@ -50,6 +54,7 @@ impl ResponseError for HandleError {
             HandleError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             HandleError::Downstream(error) => error.status(),
             HandleError::Token(error) => error.status(),
+            HandleError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -57,6 +62,9 @@ impl ResponseError for HandleError {
         let mut response = service_kit::http::error_response(self);
         if let HandleError::Token(error) = self {
             error.decorate(&mut response);
+        }
+        if let HandleError::Limited(refusal) = self {
+            refusal.decorate(&mut response);
         }
         // A downstream that is overloaded or waiting for its database asks callers to come back.
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
@@ -94,6 +102,11 @@ impl ResponseError for HandleError {
                                       the message says why (missing, expired, bad signature, wrong audience, \
                                       unknown key); `WWW-Authenticate: Bearer` per RFC 6750.", body = Envelope),
         (status = 413, description = "The body is larger than 1 MiB.", body = Envelope),
+        (status = 429, description = "The client is over its rate (`RATE_LIMIT_PER_MINUTE`, `RATE_LIMIT_BURST`), \
+                                      or `auth` after too many failed logins for this email or from this client; \
+                                      the message names the limit. `Retry-After` (seconds), `RateLimit-Policy` \
+                                      and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) say when to retry.",
+         body = Envelope),
         (status = 415, description = "The Content-Type is not application/json.", body = Envelope),
         (status = 502, description = "A downstream service is unreachable or failed; the message names it.",
          body = Envelope),
@@ -112,6 +125,9 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HandleError> {
+    // Before the body is read: a client over its rate costs the least work possible.
+    let client = state.limits.client_of(&request);
+    state.limits.check_request(client)?;
     let body = read_json_body(&request, payload).await?;
     let downstreams = &state.downstreams;
     let action = HandleRequest::parse(&body)?;
@@ -120,7 +136,19 @@ pub async fn handle(
         tracing::Span::current().record("sub", claims.sub.as_str());
     }
     match action {
-        HandleRequest::Auth { auth } => actions::auth(downstreams, auth).await,
+        HandleRequest::Auth { auth } => {
+            // Refused here, the attempt never reaches bcrypt; let through, it counts as a failure
+            // unless the password turns out right.
+            let attempt = state.limits.admit_login(auth.email.as_ref(), client)?;
+            let answer = actions::auth(downstreams, auth).await;
+            match &answer {
+                Err(HandleError::InvalidCredentials) => attempt.failed(),
+                Ok(_) => attempt.succeeded(),
+                // No verdict on the password (a downstream failure): nothing counts.
+                Err(_) => drop(attempt),
+            }
+            answer
+        }
         HandleRequest::Log { log } => actions::log(downstreams, log).await,
         HandleRequest::Event { log } => actions::event(downstreams, log).await,
         HandleRequest::Mail { mail } => actions::mail(downstreams, mail).await,
