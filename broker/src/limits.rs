@@ -191,7 +191,7 @@ impl std::fmt::Display for Refusal {
             CLIENT_LOGIN_POLICY => "too many failed logins from your address",
             _ => "too many failed logins for this email",
         };
-        write!(f, "{what} (limit {:?}); retry in {} s", self.policy.name, self.retry_after_secs())
+        write!(f, "{what} ({} limit); retry in {} s", self.policy.name, self.retry_after_secs())
     }
 }
 

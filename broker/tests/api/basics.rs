@@ -121,7 +121,7 @@ async fn the_openapi_document_describes_every_action_status_and_the_error_envelo
     assert_eq!(actions, HandleRequest::ACTIONS.into_iter().collect::<BTreeSet<_>>());
 
     // Every status the handler answers with, each with a JSON envelope.
-    for status in ["200", "202", "400", "401", "413", "415", "502", "504"] {
+    for status in ["200", "202", "400", "401", "413", "415", "429", "502", "504"] {
         let schema = &handle["responses"][status]["content"]["application/json"]["schema"]["$ref"];
         let name = schema.as_str().unwrap_or_else(|| panic!("status {status} has no body schema"));
         assert!(name.starts_with("#/components/schemas/Envelope"), "{status}: {name}");
