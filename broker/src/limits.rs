@@ -9,7 +9,9 @@
 //!   (`AUTH_PENALTY_MS`, at most `AUTH_PENALTY_MAX_MS`), and the failures are forgotten after
 //!   `AUTH_FAILURES_FORGOTTEN_MS` without one, so the real user is never locked out for good.
 //!   Only failures count: a user who signs in again and again (the test page's Test Auth) is never
-//!   slowed, and a guesser's attempts are failures until one succeeds. The per-client limit above
+//!   slowed, and a guesser's attempts are failures until one succeeds. A client that signed in to
+//!   an account lately is exempt from that account's per-email limit, which anyone can spend: an
+//!   attack spread over many addresses holds back new clients, not the user's own. The per-client limit above
 //!   bounds how often anyone makes bcrypt work; the authentication service's admission control
 //!   (503) stays behind both.
 //!
@@ -22,9 +24,9 @@
 //! client's IPv6 addresses count per /64, the block one host usually gets.
 //!
 //! Memory is bounded: the GCRA keys are swept with `retain_recent` every [`SWEEP_EVERY`] checks
-//! (a key stays only while its client is still paying back a burst), and each failure book is
-//! an LRU of at most `RATE_LIMIT_MAX_KEYS` keys, so an attacker cycling emails evicts old
-//! entries instead of growing memory.
+//! (a key stays only while its client is still paying back a burst), and each failure book, like
+//! the record of recent sign-ins, is an LRU of at most `RATE_LIMIT_MAX_KEYS` keys, so an attacker
+//! cycling emails evicts old entries instead of growing memory.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -328,6 +330,16 @@ struct LoginLimits {
     email_and_client: Option<FailureBook<(String, IpAddr)>>,
     client: Option<FailureBook<IpAddr>>,
     email: Option<FailureBook<String>>,
+    /// When each (email, client) last signed in: such a client has shown it knows the password,
+    /// so the per-email limit (which anyone can run into) does not hold it back.
+    signed_in: Mutex<LruCache<(String, IpAddr), Instant>>,
+}
+
+impl LoginLimits {
+    fn signed_in_lately(&self, pair: &(String, IpAddr), now: Instant) -> bool {
+        let mut signed_in = self.signed_in.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        signed_in.get(pair).is_some_and(|at| now.duration_since(*at) < self.penalties.forgotten_after)
+    }
 }
 
 /// All limits of one broker, built once from [`LimitSettings`].
@@ -365,6 +377,9 @@ impl Limits {
                 ),
                 client: FailureBook::new(CLIENT_LOGIN_POLICY, on(settings.failures_per_client), penalties, max_keys),
                 email: FailureBook::new(EMAIL_POLICY, on(settings.failures_per_email), penalties, max_keys),
+                signed_in: Mutex::new(LruCache::new(
+                    std::num::NonZeroUsize::new(max_keys).unwrap_or(std::num::NonZeroUsize::MIN),
+                )),
             },
         }
     }
@@ -428,7 +443,9 @@ impl LoginAttempt<'_> {
             book.charge(&self.client, now, penalties)?;
             self.charged[1] = true;
         }
-        if let Some(book) = &self.limits.email {
+        if let Some(book) = &self.limits.email
+            && !self.limits.signed_in_lately(&pair, now)
+        {
             book.charge(&self.email, now, penalties)?;
             self.charged[2] = true;
         }
@@ -440,11 +457,16 @@ impl LoginAttempt<'_> {
         self.settled = true;
     }
 
-    /// The password was right: nothing counts, and this client's earlier failures for this
-    /// email are forgiven (it has shown it knows the password).
+    /// The password was right: nothing counts, this client's earlier failures for this email
+    /// are forgiven, and the per-email limit no longer holds it back (it knows the password).
     pub fn succeeded(self) {
+        let pair = (self.email.clone(), self.client);
         if let Some(book) = &self.limits.email_and_client {
-            book.forget(&(self.email.clone(), self.client));
+            book.forget(&pair);
+        }
+        if self.limits.email.is_some() {
+            let mut signed_in = self.limits.signed_in.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            signed_in.put(pair, Instant::now());
         }
         // Dropped unsettled: the other two charges are refunded.
     }
@@ -558,6 +580,18 @@ mod tests {
         // The refused attempt took nothing from user9's own allowance.
         let pair = limits.login.email_and_client.as_ref().unwrap();
         assert_eq!(pair.entries.lock().unwrap().peek(&("user9@example.com".to_owned(), client)).unwrap().failures, 0);
+    }
+
+    #[test]
+    fn many_clients_failing_for_one_email_hold_back_new_clients_but_not_one_that_signed_in_before() {
+        let limits = Limits::new(&login_settings(5, 100, 2));
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        limits.admit_login("admin@example.com", ip(1)).unwrap().succeeded();
+        limits.admit_login("admin@example.com", ip(2)).unwrap().failed();
+        limits.admit_login("admin@example.com", ip(3)).unwrap().failed();
+        let refused = limits.admit_login("admin@example.com", ip(4)).err().expect("the email's allowance is spent");
+        assert_eq!(refused.policy.name, "login-email");
+        limits.admit_login("admin@example.com", ip(1)).unwrap().succeeded();
     }
 
     #[test]
