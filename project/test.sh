@@ -16,8 +16,12 @@ step() { printf '\n\033[1m[test] %s\033[0m\n' "$*"; }
 
 step "infrastructure"
 bash project/infra.sh up
-bash project/infra.sh browser
-bash project/infra.sh tools
+# The browser and the check tools are needed only by the last step: they install (mostly
+# downloads) while the crates compile, and the last step waits for them.
+mkdir -p .local/log
+tools_log=.local/log/test-tools.log
+(bash project/infra.sh browser && bash project/infra.sh tools) >"$tools_log" 2>&1 &
+tools_pid=$!
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"
@@ -33,6 +37,14 @@ cargo nextest run --workspace --exclude system-tests --locked --no-fail-fast
 
 step "release build (the Dockerfile's cargo command, per service)"
 bash project/deploy-check.sh build
+
+step "browser and check tools (installed in the background, $tools_log)"
+if ! wait "$tools_pid"; then
+  cat "$tools_log" >&2
+  echo "[test] installing the browser or the check tools failed (above)" >&2
+  exit 1
+fi
+tail -n 3 "$tools_log"
 
 step "end-to-end, browser and deployment tests against the running stack"
 trap 'bash project/stack.sh stop' EXIT
