@@ -76,10 +76,8 @@ async fn storm(url: &str, clients: usize) -> Vec<Answer> {
             let mut answers = Vec::new();
             while started.elapsed() < STORM {
                 let sent = Instant::now();
-                let request = http
-                    .post(&url)
-                    .header(REQUEST_TIMEOUT, header_value(BROKER_AUTH_TIMEOUT * 9 / 10))
-                    .json(&body);
+                let request =
+                    http.post(&url).header(REQUEST_TIMEOUT, header_value(BROKER_AUTH_TIMEOUT * 9 / 10)).json(&body);
                 let (status, retry_after) = match request.send().await {
                     Ok(response) => {
                         let retry_after = response

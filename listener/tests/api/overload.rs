@@ -3,14 +3,13 @@
 //! longer than the listener's write timeout for a while, and passes pings and reads at once:
 //! the logger answers its `ping` throughout, so slow writes cannot pass for an outage.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use logger::testing::TestLogger;
 use service_kit::logger_client::LoggerRpc;
-use service_kit::testing::proxy::{Proxy, is_mongo_command};
+use service_kit::testing::proxy::{Chunk, Proxy, is_mongo_command, url_addr};
 use service_kit::testing::{TestMongo, mongo_url};
 
 use crate::helpers::{TestBroker, assert_stored_exactly_once, events, spawn_app_with};
@@ -27,31 +26,23 @@ const HOLDING: Duration = Duration::from_secs(8);
 /// The logger's reads, for an interactive caller.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The MongoDB server's address, out of its URL.
-fn mongo_addr() -> SocketAddr {
-    let url = mongo_url();
-    let hosts = url.trim_start_matches("mongodb://");
-    let host = hosts.split(['/', '?', ',']).next().expect("a host in the MongoDB URL");
-    host.to_socket_addrs().expect("a MongoDB address").next().expect("one address")
-}
-
 #[tokio::test]
 async fn a_backlog_drained_while_the_store_holds_back_writes_stores_every_event_once_and_dead_letters_none() {
     let started_holding = Arc::new(OnceLock::<Instant>::new());
     let held = Arc::new(AtomicU32::new(0));
-    let proxy = Proxy::start(mongo_addr(), {
+    let proxy = Proxy::start(url_addr(&mongo_url()), {
         let (started_holding, held) = (started_holding.clone(), held.clone());
         move |chunk| {
             if !is_mongo_command(chunk, "insert") || started_holding.get_or_init(Instant::now).elapsed() > HOLDING {
-                return Duration::ZERO;
+                return Chunk::Pass;
             }
             held.fetch_add(1, Ordering::Relaxed);
-            HELD
+            Chunk::Hold(HELD)
         }
     })
     .await;
     let logger = TestLogger::spawn_with(TestMongo::new(), |settings| {
-        settings.mongo.url = format!("mongodb://{}/?directConnection=true", proxy.addr).into();
+        settings.mongo.url = proxy.mongo_url().into();
     })
     .await;
     let broker = TestBroker::new().await;
