@@ -61,11 +61,11 @@ impl Default for Settings {
             // ~700 events/s end to end, 256 ~2,400/s, 1,024 ~2,700/s (`examples/bench_events.rs`).
             prefetch: 256,
             max_attempts: 5,
-            // Half the window. `examples/bench_events.rs`, 10,000 events, prefetch 256, on this
-            // shared 2-core machine (debug build, noisy): 32 in flight stored 196 events/s, 64
-            // 306/s, 128 405 and 221/s, 256 342 and 508/s. Below 128 the logger's groups shrink
-            // and throughput drops; 128 is within the noise of no cap, and halves the writes a
-            // stalled store gets piled on it per replica (each retried every timeout).
+            // Half the window. `examples/bench_events.rs`, 10,000 events, prefetch 256, release
+            // build on the shared 2-core machine: 32 in flight stored 594 events/s, 64 734/s,
+            // 128 750/s, 256 742/s. Below 64 the logger's groups shrink and throughput drops;
+            // past 128 it gains nothing, and 128 halves the writes a stalled store gets piled on
+            // it per replica (each retried every timeout).
             max_in_flight_writes: 128,
             logger_timeout: Duration::from_secs(5),
             retry_min: Duration::from_millis(100),

@@ -8,7 +8,8 @@
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
-//! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back chosen chunks;
+//! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back or cuts chosen chunks,
+//!   or plays a server down or hung;
 //! - [`raw`]: requests written by hand over TCP (a stalled body, a stalled header section);
 //! - [`rabbit`]: closing a test's RabbitMQ connections from the outside (through
 //!   `rabbitmqctl`, so without an AMQP client).

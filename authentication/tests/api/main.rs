@@ -6,6 +6,5 @@ mod health;
 mod helpers;
 mod migrations;
 mod overload;
-mod proxy;
 mod register;
 mod resilience;

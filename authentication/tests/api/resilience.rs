@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 use authentication::DatabaseSettings;
 use authentication::store::{StoreError, UserStore};
 use futures::future::join_all;
+use service_kit::testing::proxy::{Mode, Proxy};
 use service_kit::testing::{TestPostgres, closed_port, eventually};
 
 use crate::helpers::{SEED_EMAIL, SEED_PASSWORD, TEST_COST, TestApp, settings, spawn_app, spawn_with};
-use crate::proxy::{Mode, PgProxy};
 
 /// What "quickly" means for a failing database: well under a client's patience.
 const QUICKLY: Duration = Duration::from_secs(3);
@@ -39,7 +39,7 @@ async fn the_service_recovers_by_itself_after_its_database_sessions_are_terminat
 }
 
 /// The service reaching its database through a proxy the test controls.
-async fn spawn_behind_proxy() -> (TestApp, PgProxy) {
+async fn spawn_behind_proxy() -> (TestApp, Proxy) {
     let db = TestPostgres::create().await;
     let config: tokio_postgres::Config = db.url.parse().unwrap();
     let host = match &config.get_hosts()[0] {
@@ -51,11 +51,11 @@ async fn spawn_behind_proxy() -> (TestApp, PgProxy) {
         .unwrap()
         .next()
         .expect("an address for the Postgres host");
-    let proxy = PgProxy::start(upstream).await;
+    let proxy = Proxy::forward(upstream).await;
     let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
     let dsn = format!(
         "host=127.0.0.1 port={} user={} password='{}' dbname={}",
-        proxy.port,
+        proxy.addr.port(),
         config.get_user().unwrap_or("postgres"),
         password,
         db.name

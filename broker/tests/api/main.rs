@@ -3,6 +3,7 @@
 //! success paths run the real authentication, logger, mailer and listener in-process.
 
 mod actions;
+mod backlog;
 mod bad_input;
 mod basics;
 mod downstream_failures;

@@ -61,23 +61,11 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     let mailer_url = format!("http://127.0.0.1:{}", mailer.port());
     tokio::spawn(mailer.run_until_stopped());
 
-    let connection_name = unique_name("broker-test-listener");
-    let rabbit_url = testing::rabbit_url();
-    let mut settings = listener::Settings::from_env(&Env::from_pairs([
-        ("RABBIT_URL", rabbit_url.as_str()),
-        ("LOGGER_RPC_ADDR", logger_rpc_addr.as_str()),
-        ("QUEUE_NAME", queue.as_str()),
-        ("EXCHANGE", exchange.as_str()),
-        ("CONNECTION_NAME", connection_name.as_str()),
-    ]))
-    .expect("listener settings");
-    settings.http = HttpSettings::ephemeral();
+    let settings = listener_settings(&logger_rpc_addr, &exchange, &queue);
     let topology = settings.topology();
-    let listener = listener::Application::build(settings).await.expect("the listener starts");
-    let listener_ready = format!("http://127.0.0.1:{}/ready", listener.port());
-    let listener_stop = listener.stop_handle();
-    tokio::spawn(listener.run_until_stopped());
+    let (listener_stop, listener_ready) = spawn_listener(settings).await;
 
+    let rabbit_url = testing::rabbit_url();
     let mut settings = Settings::from_env(&Env::default()).expect("broker settings");
     settings.auth_url = auth_url;
     settings.logger_rpc_addr = logger_rpc_addr;
@@ -90,17 +78,56 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     // The rate limits stay at their defaults: no test of the real path comes near them.
     adjust(&mut settings);
     let broker = spawn_broker(settings).await;
-
     // The queue exists (and is bound) once the listener is ready; events published before
     // would have nowhere to go.
-    let http = broker.http.clone();
-    eventually("the listener to be ready", Duration::from_secs(10), || async {
-        let response = http.get(&listener_ready).send().await.ok()?;
+    wait_until_ready(&broker.http, &listener_ready).await;
+
+    TestStack { broker, _postgres: postgres, logger, topology, listener: listener_stop, mail: MailCatcher::new() }
+}
+
+/// A listener's settings for the logger at `logger_rpc_addr`, on `exchange` and `queue`, with a
+/// connection name of its own.
+pub fn listener_settings(logger_rpc_addr: &str, exchange: &str, queue: &str) -> listener::Settings {
+    let connection_name = unique_name("broker-test-listener");
+    let rabbit_url = testing::rabbit_url();
+    let mut settings = listener::Settings::from_env(&Env::from_pairs([
+        ("RABBIT_URL", rabbit_url.as_str()),
+        ("LOGGER_RPC_ADDR", logger_rpc_addr),
+        ("QUEUE_NAME", queue),
+        ("EXCHANGE", exchange),
+        ("CONNECTION_NAME", connection_name.as_str()),
+    ]))
+    .expect("listener settings");
+    settings.http = HttpSettings::ephemeral();
+    settings
+}
+
+/// Starts a listener in-process; returns its stop handle and its `/ready` URL.
+pub async fn spawn_listener(settings: listener::Settings) -> (listener::StopHandle, String) {
+    let listener = listener::Application::build(settings).await.expect("the listener starts");
+    let ready = format!("http://127.0.0.1:{}/ready", listener.port());
+    let stop = listener.stop_handle();
+    tokio::spawn(listener.run_until_stopped());
+    (stop, ready)
+}
+
+/// Waits until `ready` (a `/ready` URL) answers 2xx.
+pub async fn wait_until_ready(http: &reqwest::Client, ready: &str) {
+    eventually(&format!("{ready} to be ready"), Duration::from_secs(10), || async {
+        let response = http.get(ready).send().await.ok()?;
         response.status().is_success().then_some(())
     })
     .await;
+}
 
-    TestStack { broker, _postgres: postgres, logger, topology, listener: listener_stop, mail: MailCatcher::new() }
+/// Deletes `topology`'s exchanges and queues from the shared RabbitMQ.
+pub async fn delete_topology(topology: &Topology) {
+    let connection = lapin::Connection::connect(&testing::rabbit_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to RabbitMQ");
+    let channel = connection.create_channel().await.expect("a channel");
+    topology.delete(&channel).await.expect("delete the test topology");
+    let _ = connection.close(0, "done".into()).await;
 }
 
 impl TestStack {
@@ -124,12 +151,7 @@ impl TestStack {
     /// Stops the listener and deletes its exchange and queues from the shared RabbitMQ.
     pub async fn cleanup(self) {
         tokio::time::timeout(Duration::from_secs(20), self.listener.stop()).await.expect("the listener stops");
-        let connection = lapin::Connection::connect(&testing::rabbit_url(), lapin::ConnectionProperties::default())
-            .await
-            .expect("connect to RabbitMQ");
-        let channel = connection.create_channel().await.expect("a channel");
-        self.topology.delete(&channel).await.expect("delete the test topology");
-        let _ = connection.close(0, "done".into()).await;
+        delete_topology(&self.topology).await;
     }
 }
 

@@ -6,4 +6,3 @@ mod faults;
 mod go_original;
 mod health;
 mod helpers;
-mod overload;

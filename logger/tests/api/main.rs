@@ -5,6 +5,5 @@ mod helpers;
 mod http;
 mod mongo_down;
 mod overload;
-mod proxy;
 mod restart;
 mod rpc;

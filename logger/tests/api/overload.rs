@@ -1,5 +1,5 @@
 //! The store under strain: a connection cut mid-batch, the listener's bulk writes saturating
-//! it, a store that hangs. MongoDB is reached through [`MongoProxy`].
+//! it, a store that hangs. MongoDB is reached through a [`Proxy`] of the test's own.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,27 +12,38 @@ use logger::store::PING_TIMEOUT;
 use service_kit::health::CHECK_TIMEOUT;
 use service_kit::logger_client::LoggerRpc;
 use service_kit::testing::eventually;
+use service_kit::testing::proxy::{Chunk, Mode, Proxy, is_mongo_command, url_addr};
 use uuid::Uuid;
 
 use crate::helpers::{RPC_TIMEOUT, TestApp, entry, spawn_app, spawn_app_with};
-use crate::proxy::MongoProxy;
 
-/// A logger whose MongoDB is behind a proxy the test controls.
-async fn behind_proxy() -> (TestApp, MongoProxy) {
-    let direct = service_kit::testing::mongo_url();
-    let address = direct.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap().to_owned();
-    let proxy = MongoProxy::start(&address).await;
-    let url = proxy.url();
-    let app = spawn_app_with(|s| s.mongo.url = url.into()).await;
-    (app, proxy)
+/// A proxy the test controls in front of the test MongoDB server, each chunk as `decide` says.
+async fn mongo_proxy(decide: impl Fn(&[u8]) -> Chunk + Send + Sync + 'static) -> Proxy {
+    Proxy::start(url_addr(&service_kit::testing::mongo_url()), decide).await
+}
+
+/// A logger whose MongoDB is behind `proxy`.
+async fn behind(proxy: &Proxy) -> TestApp {
+    spawn_app_with(|s| s.mongo.url = proxy.mongo_url().into()).await
 }
 
 #[tokio::test]
 async fn a_connection_cut_mid_batch_fails_no_caller_and_stores_no_entry_twice() {
-    let (app, proxy) = behind_proxy().await;
+    // Inserts still to cut. Each cut insert was stored by MongoDB; the logger only sees its
+    // connection break.
+    let cuts_left = Arc::new(AtomicUsize::new(0));
+    let proxy = mongo_proxy({
+        let cuts_left = cuts_left.clone();
+        move |chunk| {
+            let cut = is_mongo_command(chunk, "insert")
+                && cuts_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if cut { Chunk::CutAfterAnswer } else { Chunk::Pass }
+        }
+    })
+    .await;
+    let app = behind(&proxy).await;
     app.rpc.write_log(entry("warm-up", "")).await.expect("the store is reachable through the proxy");
-    // Each cut insert was stored by MongoDB; the logger only sees its connection break.
-    proxy.cut_next_inserts(3);
+    cuts_left.store(3, Ordering::SeqCst);
 
     let singles = join_all((0..150).map(|i| {
         let rpc = app.rpc.clone();
@@ -129,10 +140,11 @@ async fn recent_and_interactive_writes_keep_answering_while_bulk_writes_saturate
 
 #[tokio::test]
 async fn ready_names_a_store_that_does_not_answer_within_its_bound() {
-    let (app, proxy) = behind_proxy().await;
+    let proxy = mongo_proxy(|_| Chunk::Pass).await;
+    let app = behind(&proxy).await;
     assert_eq!(app.get("/ready").await.status, 200);
 
-    proxy.hang(true);
+    proxy.set(Mode::Hung);
     let started = Instant::now();
     let ready = app.get("/ready").await;
     let took = started.elapsed();
@@ -142,7 +154,7 @@ async fn ready_names_a_store_that_does_not_answer_within_its_bound() {
     assert!(reason.ends_with(&format!("MongoDB did not answer within {PING_TIMEOUT:?}")), "{}", ready.body);
     assert!(took < CHECK_TIMEOUT, "answered by the store's bound, not /ready's: {took:?}");
 
-    proxy.hang(false);
+    proxy.set(Mode::Up);
     eventually("/ready once the store answers again", Duration::from_secs(20), || async {
         (app.get("/ready").await.status == 200).then_some(())
     })
@@ -151,28 +163,24 @@ async fn ready_names_a_store_that_does_not_answer_within_its_bound() {
 
 #[tokio::test]
 async fn a_write_that_waited_out_its_deadline_in_the_writers_queue_is_not_stored() {
-    use service_kit::testing::proxy::{Proxy, is_mongo_command};
     const HELD: Duration = Duration::from_millis(1500);
     const SHORT: Duration = Duration::from_millis(300);
-    let direct = service_kit::testing::mongo_url();
-    let address = direct.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap().to_owned();
     let holding = Arc::new(AtomicBool::new(false));
     let held = Arc::new(AtomicUsize::new(0));
-    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&address).expect("a MongoDB address").next().unwrap();
-    let proxy = Proxy::start(upstream, {
+    let proxy = mongo_proxy({
         let (holding, held) = (holding.clone(), held.clone());
         move |chunk| {
             if !holding.load(Ordering::SeqCst) || !is_mongo_command(chunk, "insert") {
-                return Duration::ZERO;
+                return Chunk::Pass;
             }
             held.fetch_add(1, Ordering::SeqCst);
-            HELD
+            Chunk::Hold(HELD)
         }
     })
     .await;
     // One group at a time: the later calls queue behind the held one.
     let app = spawn_app_with(|s| {
-        s.mongo.url = format!("mongodb://{}/?directConnection=true", proxy.addr).into();
+        s.mongo.url = proxy.mongo_url().into();
         s.batch.concurrency = 1;
     })
     .await;
