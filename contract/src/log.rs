@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::validate::{self, MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES, Problem, ValidationError, text_newtype};
+use crate::validate::{
+    self, ENTRY_ID_HEX_DIGITS, MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES, MAX_SUB_BYTES, Problem, ValidationError,
+    text_newtype,
+};
 
 /// How many entries `recent` returns when the caller does not say.
 pub const DEFAULT_RECENT: u32 = 20;
@@ -57,13 +60,15 @@ pub struct LogPayload {
 }
 
 impl LogPayload {
-    /// The entry to store; `event_id` is set when it came through RabbitMQ.
-    pub fn into_entry(self, event_id: Option<Uuid>) -> LogEntry {
+    /// The entry to store; `event_id` is set when it came through RabbitMQ, `sub` when the
+    /// caller sent a valid token.
+    pub fn into_entry(self, event_id: Option<Uuid>, sub: Option<String>) -> LogEntry {
         LogEntry {
             name: self.name.into_inner(),
             data: self.data.into_inner(),
             level: self.level.unwrap_or_default(),
             event_id,
+            sub,
         }
     }
 }
@@ -166,10 +171,13 @@ impl utoipa::PartialSchema for RecentLimit {
         use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
         ObjectBuilder::new()
             .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
             .minimum(Some(1))
+            // Any u32 is accepted (and capped); int64, because int32 would say 2^31 is too large.
+            .maximum(Some(u32::MAX))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
             .description(Some(format!(
-                "How many entries, newest first: {DEFAULT_RECENT} when absent, at most {MAX_RECENT} (a larger number is capped)."
+                "How many entries, newest first: {DEFAULT_RECENT} when absent; at most {MAX_RECENT} are returned \
+                 (a larger number is accepted and capped)."
             )))
             .into()
     }
@@ -187,19 +195,55 @@ pub struct LogEntry {
     pub level: Level,
     /// The id of the event this entry came from; stored at most once.
     pub event_id: Option<Uuid>,
+    /// The `sub` of the caller's access token: who did it. Absent without a token, and in the
+    /// payloads of clients that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 impl LogEntry {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_fields(&self.name, &self.data)
+        check_fields(&self.name, &self.data, self.sub.as_deref())
     }
 }
 
 /// The rules of a log entry's plain fields, for [`LogEntry`] and the event.
-pub(crate) fn check_fields(name: &str, data: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_fields(name: &str, data: &str, sub: Option<&str>) -> Result<(), ValidationError> {
     LogName::check(name).map_err(|problem| problem.at("name"))?;
-    LogData::check(data).map_err(|problem| problem.at("data"))
+    LogData::check(data).map_err(|problem| problem.at("data"))?;
+    // A subject comes from a verified token, but the RPC and AMQP seams take anyone's.
+    sub.map_or(Ok(()), check_sub).map_err(|problem| problem.at("sub"))
 }
+
+/// A token subject as stored: not blank, one line, at most [`MAX_SUB_BYTES`].
+fn check_sub(sub: &str) -> Result<(), Problem> {
+    validate::not_blank(sub)?;
+    validate::one_line(sub)?;
+    validate::at_most_bytes(sub, MAX_SUB_BYTES)
+}
+
+/// A stored entry's id: a MongoDB ObjectId as [`ENTRY_ID_HEX_DIGITS`] hex digits, as
+/// [`StoredEntry::id`] shows it; the `before` of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EntryId(String);
+
+impl EntryId {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        if value.len() != ENTRY_ID_HEX_DIGITS || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Problem::new(format!("must be an entry id of {ENTRY_ID_HEX_DIGITS} hex digits")));
+        }
+        Ok(Self(value))
+    }
+}
+
+text_newtype!(
+    EntryId,
+    validate::text_schema(format!("An entry's `id`: {ENTRY_ID_HEX_DIGITS} hex digits."))
+        .pattern(Some(format!("^[0-9a-fA-F]{{{ENTRY_ID_HEX_DIGITS}}}$")))
+        .min_length(Some(ENTRY_ID_HEX_DIGITS))
+        .max_length(Some(ENTRY_ID_HEX_DIGITS))
+);
 
 /// A stored entry, newest first in listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +255,9 @@ pub struct StoredEntry {
     pub data: String,
     pub level: Level,
     pub event_id: Option<Uuid>,
+    /// The `sub` of the token the entry was made with; absent when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -244,7 +291,7 @@ mod tests {
     fn levels_default_to_info_and_accept_lowercase() {
         let p: LogPayload = validate::from_value(json!({"name": "event", "data": "Some kind of data"})).unwrap();
         assert_eq!(p.level, None);
-        assert_eq!(p.into_entry(None).level, Level::Info);
+        assert_eq!(p.into_entry(None, None).level, Level::Info);
         let p: LogPayload = validate::from_value(json!({"name": "n", "data": "d", "level": "warning"})).unwrap();
         assert_eq!(p.level, Some(Level::Warning));
         let loud = validate::from_value::<LogPayload>(json!({"name": "n", "data": "d", "level": "LOUD"}));
@@ -284,6 +331,7 @@ mod tests {
             data: data.into(),
             level: Level::Info,
             event_id: None,
+            sub: None,
         };
         assert!(entry("n", "").validate().is_ok());
         let cases = [
@@ -293,6 +341,35 @@ mod tests {
         ];
         for (entry, expected, why) in cases {
             assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
+        }
+        let by = |sub: &str| LogEntry { sub: Some(sub.into()), ..entry("n", "") };
+        assert!(by("42").validate().is_ok());
+        let cases = [
+            (by(""), "invalid field `sub`: must not be empty", "an empty subject"),
+            (by("4\n2"), "invalid field `sub`: must be a single line without control characters", "a line break"),
+            (by(&"x".repeat(257)), "invalid field `sub`: must be at most 256 bytes", "a long subject"),
+        ];
+        for (entry, expected, why) in cases {
+            assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_a_subject_reads_and_writes_as_before() {
+        let old = r#"{"name":"n","data":"d","level":"INFO","event_id":null}"#;
+        let entry: LogEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(entry.sub, None);
+        assert_eq!(serde_json::to_string(&entry).unwrap(), old, "no `sub` key when there is none");
+        let with = LogEntry { sub: Some("7".into()), ..entry };
+        assert_eq!(serde_json::to_value(&with).unwrap()["sub"], "7");
+    }
+
+    #[test]
+    fn entry_ids_are_24_hex_digits() {
+        assert!(EntryId::parse("65f1c0ffee0000000000ABCD".into()).is_ok());
+        for bad in ["", "nope", "65f1c0ffee0000000000abc", "65f1c0ffee0000000000abcdz", " 65f1c0ffee0000000000abcd"] {
+            let problem = EntryId::parse(bad.into()).unwrap_err();
+            assert_eq!(problem.to_string(), "must be an entry id of 24 hex digits", "{bad:?}");
         }
     }
 

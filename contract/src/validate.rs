@@ -23,10 +23,25 @@ use std::net::IpAddr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Longest accepted e-mail address (RFC 5321 path limit).
-pub const MAX_EMAIL_BYTES: usize = 254;
-/// bcrypt only reads the first 72 bytes of a password; longer ones are refused, not truncated.
+/// Longest accepted e-mail address: RFC 5321's path limit (256 with the angle brackets) is 254,
+/// and the SMTP catcher's server (smtp-server, maildev's) refuses more than 253 with a 501.
+pub const MAX_EMAIL_BYTES: usize = 253;
+/// Longest local part (RFC 5321 §4.5.3.1.1).
+pub const MAX_EMAIL_LOCAL_BYTES: usize = 64;
+/// Longest domain label (RFC 1035). A domain's own limit (253) is implied by the address's.
+pub const MAX_EMAIL_LABEL_BYTES: usize = 63;
+/// The hex digits of a stored entry's id (a MongoDB ObjectId).
+pub const ENTRY_ID_HEX_DIGITS: usize = 24;
+/// Longest token subject stored with a log entry.
+pub const MAX_SUB_BYTES: usize = 256;
+/// bcrypt only reads the first 72 bytes of a password: a new one is refused beyond, never
+/// truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
+/// Longest password a login takes, in characters: a limit JSON Schema's `maxLength` can state
+/// (a byte limit it cannot). A login password over [`MAX_PASSWORD_BYTES`] cannot be right (no
+/// registration takes one), so the authentication service answers it as a wrong password
+/// without letting bcrypt truncate it into a match.
+pub const MAX_PASSWORD_CHARS: usize = MAX_PASSWORD_BYTES;
 /// Shortest password accepted at registration.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest log entry name.
@@ -288,7 +303,10 @@ pub(crate) fn text_schema(description: impl Into<String>) -> utoipa::openapi::Ob
     ObjectBuilder::new().schema_type(Type::String).description(Some(description))
 }
 
-/// A plausible `local@domain` address, trimmed: at most [`MAX_EMAIL_BYTES`], one `@`, no
+/// A plausible `local@domain` address, trimmed: at most [`MAX_EMAIL_BYTES`] (a local part of
+/// at most [`MAX_EMAIL_LOCAL_BYTES`], a domain in labels of at most [`MAX_EMAIL_LABEL_BYTES`]:
+/// RFC 5321's and RFC 1035's limits, which an SMTP server
+/// checks, and which the schema's `format: email` implies), one `@`, no
 /// blank, control character or `<>,;` (no display name, no second recipient, no header), and
 /// a local part and a domain as lettre checks them (the `email_address` crate's rules, or an IP
 /// address), so that the mailer converts it to a lettre address without a second check.
@@ -305,6 +323,17 @@ impl EmailAddress {
         not_blank(&value)?;
         at_most_bytes(&value, MAX_EMAIL_BYTES)?;
         one_line(&value)?;
+        if let Some((local, domain)) = value.split_once('@') {
+            // email_address checks these too; said here so that the limits are ours, by name.
+            if local.len() > MAX_EMAIL_LOCAL_BYTES {
+                return Err(Problem::new(format!("the part before @ must be at most {MAX_EMAIL_LOCAL_BYTES} bytes")));
+            }
+            if domain.split('.').any(|label| label.len() > MAX_EMAIL_LABEL_BYTES) {
+                return Err(Problem::new(format!(
+                    "each part of the domain between dots must be at most {MAX_EMAIL_LABEL_BYTES} bytes"
+                )));
+            }
+        }
         let shaped = match value.split_once('@') {
             Some((local, domain)) => {
                 !domain.contains('@')
@@ -336,10 +365,14 @@ fn is_ip_domain(domain: &str) -> bool {
 
 text_newtype!(
     EmailAddress,
-    text_schema("An e-mail address `name@example.com`, without a display name.")
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
-        .min_length(Some(1))
-        .max_length(Some(MAX_EMAIL_BYTES))
+    text_schema(format!(
+        "An e-mail address `name@example.com` (RFC 5321), without a display name: at most {MAX_EMAIL_BYTES} bytes, \
+         the part before @ at most {MAX_EMAIL_LOCAL_BYTES}, each part of the domain between dots at most \
+         {MAX_EMAIL_LABEL_BYTES}."
+    ))
+    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+    .min_length(Some(1))
+    .max_length(Some(MAX_EMAIL_BYTES))
 );
 
 impl fmt::Display for EmailAddress {
@@ -404,15 +437,30 @@ mod tests {
             let address = EmailAddress::parse(given.to_owned()).unwrap_or_else(|e| panic!("{given:?}: {e}"));
             assert_eq!(address.as_str(), kept);
         }
+        let at_the_limits =
+            format!("{}@{}.{}.{}.abcde", "x".repeat(64), "d".repeat(60), "e".repeat(60), "f".repeat(60));
+        assert_eq!(at_the_limits.len(), MAX_EMAIL_BYTES);
+        for (given, kept) in [(at_the_limits.as_str(), at_the_limits.as_str())] {
+            let address = EmailAddress::parse(given.to_owned()).unwrap_or_else(|e| panic!("{given:?}: {e}"));
+            assert_eq!(address.as_str(), kept);
+        }
     }
 
     #[test]
     fn anything_but_a_plain_address_is_refused() {
         let too_long = format!("{}@example.com", "x".repeat(300));
+        // Each limit on its own: every other part within bounds.
+        let long_local = format!("{}@example.com", "x".repeat(65));
+        let long_label = format!("me@{}.com", "x".repeat(64));
+        let total_254 = format!("{}@{}.{}.{}.abcdef", "x".repeat(64), "d".repeat(60), "e".repeat(60), "f".repeat(60));
+        assert_eq!(total_254.len(), 254);
         let cases = [
             ("", "must not be empty", "empty"),
             ("  ", "must not be empty", "blank"),
-            (too_long.as_str(), "must be at most 254 bytes", "too long"),
+            (too_long.as_str(), "must be at most 253 bytes", "too long"),
+            (total_254.as_str(), "must be at most 253 bytes", "254 bytes: smtp-server refuses it"),
+            (long_local.as_str(), "before @ must be at most 64 bytes", "a 65-byte local part"),
+            (long_label.as_str(), "between dots must be at most 63 bytes", "a 64-byte label"),
             ("a@c.d\r\nBcc: x@y.z", "single line", "header injection"),
             ("a@b.c\nBcc: x@y.z", "single line", "bare LF"),
             ("plain", "e-mail address", "no @"),

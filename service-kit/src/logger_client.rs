@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     fn entry() -> LogEntry {
-        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None }
+        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None, sub: None }
     }
 
     #[tokio::test]

@@ -152,7 +152,6 @@ async fn bad_listing_queries_are_400() {
         ("?limit=-1", "invalid query string", "negative limit"),
         ("?limit=0", "`limit`: must be at least 1", "zero limit"),
         ("?before=nope", "24 hex digits", "malformed before"),
-        ("?before=65f1c0ffee0000000000abcd", "no entry has the id", "before an unknown entry"),
     ];
     for (query, message, why) in cases {
         let response = app.get(&format!("/logs{query}")).await;
@@ -161,6 +160,17 @@ async fn bad_listing_queries_are_400() {
         assert_eq!(body["error"], true, "{why}");
         let text = body["message"].as_str().unwrap();
         assert!(text.contains(message), "{why}: {text:?} should contain {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_before_an_unknown_entry_is_404_as_the_entry_is() {
+    let app = spawn_app().await;
+    for path in ["/logs?before=65f1c0ffee0000000000abcd", "/logs/65f1c0ffee0000000000abcd"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status, 404, "{path}: {}", response.body);
+        let text = response.body["message"].as_str().unwrap();
+        assert!(text.starts_with("log entry not found: 65f1c0ffee0000000000abcd"), "{path}: {text}");
     }
 }
 

@@ -132,8 +132,9 @@ pub async fn handle(
     let downstreams = &state.downstreams;
     let action = HandleRequest::parse(&body)?;
     tracing::Span::current().record("action", action.action());
-    if let Some(claims) = state.tokens.check(&request, action.action()).await? {
-        tracing::Span::current().record("sub", claims.sub.as_str());
+    let sub = state.tokens.check(&request, action.action()).await?.map(|claims| claims.sub);
+    if let Some(sub) = &sub {
+        tracing::Span::current().record("sub", sub.as_str());
     }
     match action {
         HandleRequest::Auth { auth } => {
@@ -149,8 +150,8 @@ pub async fn handle(
             }
             answer
         }
-        HandleRequest::Log { log } => actions::log(downstreams, log).await,
-        HandleRequest::Event { log } => actions::event(downstreams, log).await,
+        HandleRequest::Log { log } => actions::log(downstreams, log, sub).await,
+        HandleRequest::Event { log } => actions::event(downstreams, log, sub).await,
         HandleRequest::Mail { mail } => actions::mail(downstreams, mail).await,
         HandleRequest::Logs { logs } => actions::logs(downstreams, logs).await,
     }
