@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::validate::{
-    self, ENTRY_ID_HEX_DIGITS, MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES, MAX_SUB_BYTES, Problem, ValidationError,
+    self, ENTRY_ID_HEX_DIGITS, MAX_LOG_DATA_CHARS, MAX_LOG_NAME_CHARS, MAX_SUB_BYTES, Problem, ValidationError,
     text_newtype,
 };
 
@@ -74,7 +74,7 @@ impl LogPayload {
 }
 
 /// A log entry's name: not blank, one line without control characters (NUL, CR, LF would
-/// forge or split lines wherever names are printed), at most [`MAX_LOG_NAME_BYTES`]; kept as
+/// forge or split lines wherever names are printed), at most [`MAX_LOG_NAME_CHARS`] characters; kept as
 /// written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
@@ -90,20 +90,21 @@ impl LogName {
     pub fn check(value: &str) -> Result<(), Problem> {
         validate::not_blank(value)?;
         validate::one_line(value)?;
-        validate::at_most_bytes(value, MAX_LOG_NAME_BYTES)
+        validate::at_most_chars(value, MAX_LOG_NAME_CHARS)
     }
 }
 
 text_newtype!(
     LogName,
     validate::text_schema(format!(
-        "Not blank, one line without control characters, at most {MAX_LOG_NAME_BYTES} bytes (UTF-8)."
+        "Not blank, one line without control characters, at most {MAX_LOG_NAME_CHARS} characters."
     ))
+    .pattern(Some(validate::one_line_not_blank_pattern()))
     .min_length(Some(1))
-    .max_length(Some(MAX_LOG_NAME_BYTES))
+    .max_length(Some(MAX_LOG_NAME_CHARS))
 );
 
-/// A log entry's data: at most [`MAX_LOG_DATA_BYTES`], possibly empty.
+/// A log entry's data: at most [`MAX_LOG_DATA_CHARS`] characters, possibly empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct LogData(String);
@@ -116,14 +117,14 @@ impl LogData {
 
     /// The rule, for the plain fields of [`LogEntry`] and the event.
     pub fn check(value: &str) -> Result<(), Problem> {
-        validate::at_most_bytes(value, MAX_LOG_DATA_BYTES)
+        validate::at_most_chars(value, MAX_LOG_DATA_CHARS)
     }
 }
 
 text_newtype!(
     LogData,
-    validate::text_schema(format!("At most {MAX_LOG_DATA_BYTES} bytes (UTF-8), possibly empty."))
-        .max_length(Some(MAX_LOG_DATA_BYTES))
+    validate::text_schema(format!("At most {MAX_LOG_DATA_CHARS} characters, possibly empty."))
+        .max_length(Some(MAX_LOG_DATA_CHARS))
 );
 
 /// How many entries one `recent` call returns: at least 1 (0 is refused, not raised to 1), at
@@ -303,10 +304,10 @@ mod tests {
         let cases = [
             (json!({"name": "", "data": "d"}), "`name`: must not be empty", "an empty name"),
             (json!({"name": "  ", "data": "d"}), "`name`: must not be empty", "a blank name"),
-            (json!({"name": "x".repeat(257), "data": "d"}), "`name`: must be at most 256 bytes", "a long name"),
+            (json!({"name": "x".repeat(257), "data": "d"}), "`name`: must be at most 256 characters", "a long name"),
             (
                 json!({"name": "n", "data": "x".repeat(64 * 1024 + 1)}),
-                "`data`: must be at most 65536 bytes",
+                "`data`: must be at most 65536 characters",
                 "long data",
             ),
             (json!({"name": 1, "data": "d"}), "`name`: invalid type: integer, expected a string", "a number"),
@@ -336,8 +337,12 @@ mod tests {
         assert!(entry("n", "").validate().is_ok());
         let cases = [
             (entry("", "d"), "invalid field `name`: must not be empty", "an empty name"),
-            (entry(&"x".repeat(257), "d"), "invalid field `name`: must be at most 256 bytes", "a long name"),
-            (entry("n", &"x".repeat(64 * 1024 + 1)), "invalid field `data`: must be at most 65536 bytes", "long data"),
+            (entry(&"x".repeat(257), "d"), "invalid field `name`: must be at most 256 characters", "a long name"),
+            (
+                entry("n", &"x".repeat(64 * 1024 + 1)),
+                "invalid field `data`: must be at most 65536 characters",
+                "long data",
+            ),
         ];
         for (entry, expected, why) in cases {
             assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");

@@ -44,14 +44,17 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 pub const MAX_PASSWORD_CHARS: usize = MAX_PASSWORD_BYTES;
 /// Shortest password accepted at registration.
 pub const MIN_PASSWORD_CHARS: usize = 8;
+// Text limits count characters (Unicode scalar values), as JSON Schema's `maxLength` does, so
+// that the OpenAPI states them exactly; the byte limits that remain are the ones a protocol
+// sets (SMTP's, bcrypt's).
 /// Longest log entry name.
-pub const MAX_LOG_NAME_BYTES: usize = 256;
+pub const MAX_LOG_NAME_CHARS: usize = 256;
 /// Longest log entry data.
-pub const MAX_LOG_DATA_BYTES: usize = 64 * 1024;
+pub const MAX_LOG_DATA_CHARS: usize = 64 * 1024;
 /// Longest mail subject (one header line).
 pub const MAX_SUBJECT_CHARS: usize = 255;
 /// Longest mail message body.
-pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
+pub const MAX_MESSAGE_CHARS: usize = 100 * 1024;
 /// Longest user name part (first or last name).
 pub const MAX_NAME_CHARS: usize = 255;
 
@@ -223,6 +226,48 @@ pub fn without_values(message: &str) -> String {
 /// A single header line: no CR or LF (header injection) nor other control characters.
 pub fn single_line(field: &str, value: &str) -> Result<(), ValidationError> {
     one_line(value).map_err(|problem| problem.at(field))
+}
+
+/// What [`char::is_control`] is (Unicode Cc), as ranges: the schema's patterns are made of them.
+const CONTROL: [(char, char); 2] = [('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}')];
+/// What [`char::is_whitespace`] is (Unicode White_Space), which [`str::trim`] removes.
+const WHITE_SPACE: [(char, char); 10] = [
+    ('\u{9}', '\u{d}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// The inside of a regex character class of `ranges`, as `\uXXXX` escapes (ECMA 262 and
+/// Python read them alike).
+#[cfg(feature = "openapi")]
+fn class(ranges: &[(char, char)]) -> String {
+    ranges.iter().map(|&(from, to)| format!("\\u{:04X}-\\u{:04X}", from as u32, to as u32)).collect()
+}
+
+/// The schema pattern of [`not_blank`] and [`one_line`] together. No `$`: Python's would also
+/// match before a final newline; the lookahead refuses a control character anywhere instead.
+#[cfg(feature = "openapi")]
+pub(crate) fn one_line_not_blank_pattern() -> String {
+    format!("^(?![\\s\\S]*[{}])[\\s\\S]*[^{}]", class(&CONTROL), class(&WHITE_SPACE))
+}
+
+/// The schema pattern of what [`not_blank`] refuses: nothing but white space, if anything.
+#[cfg(feature = "openapi")]
+pub(crate) fn blank_pattern() -> String {
+    format!("^(?![\\s\\S]*[^{}])", class(&WHITE_SPACE))
+}
+
+/// The schema pattern of [`not_blank`]: some character that is not white space.
+#[cfg(feature = "openapi")]
+pub(crate) fn not_blank_pattern() -> String {
+    format!("[^{}]", class(&WHITE_SPACE))
 }
 
 pub(crate) fn one_line(value: &str) -> Result<(), Problem> {
@@ -520,6 +565,15 @@ mod tests {
     fn an_error_within_a_payload_is_named_from_the_payload_key() {
         assert_eq!(ValidationError::new("to", "bad").within("mail").field, "mail.to");
         assert_eq!(ValidationError::new("", "bad").within("mail").field, "mail");
+    }
+
+    #[test]
+    fn the_patterns_character_classes_are_the_rust_predicates() {
+        let within = |ranges: &[(char, char)], c: char| ranges.iter().any(|&(from, to)| (from..=to).contains(&c));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(within(&CONTROL, c), c.is_control(), "{:04X}", c as u32);
+            assert_eq!(within(&WHITE_SPACE, c), c.is_whitespace(), "{:04X}", c as u32);
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use contract::validate::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
+use contract::validate::{MAX_LOG_DATA_CHARS, MAX_LOG_NAME_CHARS};
 use serde_json::json;
 
 use crate::helpers::{entry, spawn_app, spawn_app_with};
@@ -113,14 +113,14 @@ async fn bad_requests_are_refused_with_a_message_that_names_the_problem_and_noth
         ("empty name", br#"{"name":"","data":"d"}"#.to_vec(), json, 400, "`name`: must not be empty"),
         (
             "name over the limit",
-            serde_json::to_vec(&json!({"name": "n".repeat(MAX_LOG_NAME_BYTES + 1), "data": "d"})).unwrap(),
+            serde_json::to_vec(&json!({"name": "n".repeat(MAX_LOG_NAME_CHARS + 1), "data": "d"})).unwrap(),
             json,
             400,
             "`name`: must be at most",
         ),
         (
             "data over the limit",
-            serde_json::to_vec(&json!({"name": "n", "data": "d".repeat(MAX_LOG_DATA_BYTES + 1)})).unwrap(),
+            serde_json::to_vec(&json!({"name": "n", "data": "d".repeat(MAX_LOG_DATA_CHARS + 1)})).unwrap(),
             json,
             400,
             "`data`: must be at most",

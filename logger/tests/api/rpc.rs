@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use contract::log::{Level, LogEntry, LogError, MAX_BATCH, MAX_RECENT};
-use contract::validate::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
+use contract::validate::{MAX_LOG_DATA_CHARS, MAX_LOG_NAME_CHARS};
 use futures::future::join_all;
 use service_kit::logger_client::RpcError;
 use uuid::Uuid;
@@ -177,13 +177,13 @@ async fn invalid_requests_are_refused_and_nothing_is_stored() {
         ("blank name", app.rpc.write_log(entry("  ", "d")).await.map(drop), "`name`: must not be empty"),
         (
             "name over the limit",
-            app.rpc.write_log(entry(&"n".repeat(MAX_LOG_NAME_BYTES + 1), "d")).await.map(drop),
-            "`name`: must be at most 256 bytes",
+            app.rpc.write_log(entry(&"n".repeat(MAX_LOG_NAME_CHARS + 1), "d")).await.map(drop),
+            "`name`: must be at most 256 characters",
         ),
         (
             "data over the limit",
-            app.rpc.write_log(entry("n", &"d".repeat(MAX_LOG_DATA_BYTES + 1))).await.map(drop),
-            "`data`: must be at most 65536 bytes",
+            app.rpc.write_log(entry("n", &"d".repeat(MAX_LOG_DATA_CHARS + 1))).await.map(drop),
+            "`data`: must be at most 65536 characters",
         ),
         (
             "one bad entry in a batch",
