@@ -113,6 +113,10 @@ fn payload<T: DeserializeOwned>(
     key: &'static str,
 ) -> Result<Option<T>, RequestError> {
     let Some(value) = object.remove(key) else { return Ok(None) };
+    // serde would read a struct from an array too, by position; the schema says object.
+    if !value.is_object() {
+        return Err(RequestError::Invalid { action, error: ValidationError::new(key, "must be a JSON object") });
+    }
     validate::from_value(value).map(Some).map_err(|error| RequestError::Invalid { action, error: error.within(key) })
 }
 
@@ -230,7 +234,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_fail_with_a_message_that_names_the_problem() {
-        let cases: [(&str, &[u8], &str); 17] = [
+        let cases: [(&str, &[u8], &str); 18] = [
             ("not JSON", b"{not json", "not valid JSON"),
             ("empty body", b"", "not valid JSON"),
             ("an array", b"[1,2]", "must be a JSON object"),
@@ -251,7 +255,7 @@ mod tests {
             (
                 "payload not an object",
                 br#"{"action":"auth","auth":[1]}"#,
-                "invalid field `auth`: invalid type: integer",
+                "invalid field `auth`: must be a JSON object",
             ),
             ("missing field", br#"{"action":"mail","mail":{"to":"a@b.c","subject":"s"}}"#, "missing field `message`"),
             ("invalid email", br#"{"action":"auth","auth":{"email":"nope","password":"x"}}"#, "`auth.email`"),
@@ -263,7 +267,12 @@ mod tests {
             (
                 "a limit beyond u32",
                 br#"{"action":"logs","logs":{"limit":4294967296}}"#,
-                "invalid field `logs.limit`: invalid value",
+                "invalid field `logs.limit`: must be a whole number from 1 to 4294967295",
+            ),
+            (
+                "a payload as an array",
+                br#"{"action":"logs","logs":[]}"#,
+                "invalid \"logs\" request: invalid field `logs`: must be a JSON object",
             ),
             (
                 "a before that is not an id",
@@ -273,7 +282,7 @@ mod tests {
             (
                 "a negative limit",
                 br#"{"action":"logs","logs":{"limit":-1}}"#,
-                "invalid field `logs.limit`: invalid value",
+                "invalid field `logs.limit`: must be a whole number",
             ),
             (
                 "header injection",

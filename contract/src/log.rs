@@ -130,8 +130,9 @@ text_newtype!(
 /// How many entries one `recent` call returns: at least 1 (0 is refused, not raised to 1), at
 /// most [`MAX_RECENT`] (a larger number is capped, whatever the caller asks), and
 /// [`DEFAULT_RECENT`] when the caller does not say.
+/// Read from any JSON number that is a whole one: JSON Schema's `integer` includes `20.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32")]
+#[serde(try_from = "serde_json::Number")]
 pub struct RecentLimit(u32);
 
 impl RecentLimit {
@@ -158,11 +159,22 @@ impl Default for RecentLimit {
     }
 }
 
-impl TryFrom<u32> for RecentLimit {
+impl TryFrom<serde_json::Number> for RecentLimit {
     type Error = Problem;
 
-    fn try_from(limit: u32) -> Result<Self, Problem> {
-        Self::new(limit)
+    fn try_from(limit: serde_json::Number) -> Result<Self, Problem> {
+        let whole = match (limit.as_u64(), limit.as_f64()) {
+            (Some(limit), _) => Some(limit),
+            // Exact: every whole f64 up to u32::MAX converts without loss.
+            (None, Some(limit)) if limit.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&limit) => {
+                Some(limit as u64)
+            }
+            _ => None,
+        };
+        match whole.map(u32::try_from) {
+            Some(Ok(limit)) => Self::new(limit),
+            _ => Err(Problem::new(format!("must be a whole number from 1 to {}", u32::MAX))),
+        }
     }
 }
 
@@ -389,6 +401,21 @@ mod tests {
         ];
         for (given, expected, why) in cases {
             assert_eq!(RecentLimit::or_default(given).map(RecentLimit::get), expected, "{why}");
+        }
+        let whole = "must be a whole number from 1 to 4294967295";
+        let cases = [
+            ("5", Ok(5), "an integer"),
+            ("5.0", Ok(5), "a whole number written as a float: an integer to JSON Schema"),
+            ("4294967295", Ok(MAX_RECENT), "u32::MAX: capped"),
+            ("0", Err("must be at least 1".to_owned()), "zero"),
+            ("5.5", Err(whole.to_owned()), "a fraction"),
+            ("-1", Err(whole.to_owned()), "negative"),
+            ("4294967296", Err(whole.to_owned()), "beyond u32"),
+            ("1e30", Err(whole.to_owned()), "far beyond"),
+        ];
+        for (json, expected, why) in cases {
+            let read = serde_json::from_str::<RecentLimit>(json).map(RecentLimit::get).map_err(|e| e.to_string());
+            assert_eq!(read, expected, "{why}");
         }
     }
 }
