@@ -485,10 +485,8 @@ mod tests {
         let at_the_limits =
             format!("{}@{}.{}.{}.abcde", "x".repeat(64), "d".repeat(60), "e".repeat(60), "f".repeat(60));
         assert_eq!(at_the_limits.len(), MAX_EMAIL_BYTES);
-        for (given, kept) in [(at_the_limits.as_str(), at_the_limits.as_str())] {
-            let address = EmailAddress::parse(given.to_owned()).unwrap_or_else(|e| panic!("{given:?}: {e}"));
-            assert_eq!(address.as_str(), kept);
-        }
+        let address = EmailAddress::parse(at_the_limits.clone()).expect("every limit reached, none passed");
+        assert_eq!(address.as_str(), at_the_limits);
     }
 
     #[test]
