@@ -17,7 +17,8 @@
 #                                counts its requests and failed logins under that address, so the
 #                                penalties of its random logins never fall on other local clients
 #                                (the end-to-end tests after it sign in from 127.0.0.1)
-# Reports (JUnit, and a pytest file reproducing failures) go to .local/schemathesis[-N]/.
+# Reports (JUnit, and a pytest file reproducing failures) go to .local/schemathesis[-N]/; the
+# checks' settings are in project/schemathesis.toml.
 # schemathesis comes from `bash project/infra.sh tools`. The token is never printed: it is
 # passed as a header, which schemathesis masks in its output.
 set -euo pipefail
@@ -55,4 +56,4 @@ args=(run "$BROKER_URL/openapi.json" --url "$BROKER_URL" --checks all --max-time
   --report junit,pytest --report-dir "$REPORT_DIR")
 [ -z "${SCHEMATHESIS_SEED:-}" ] || args+=(--seed "$SCHEMATHESIS_SEED")
 log "schemathesis $("$SCHEMATHESIS" --version | awk '{print $NF}') against $BROKER_URL, every check, ${MAX_TIME}s (reports: $REPORT_DIR)"
-NO_COLOR=1 "$SCHEMATHESIS" "${args[@]}"
+NO_COLOR=1 "$SCHEMATHESIS" --config-file "$LIB_DIR/schemathesis.toml" "${args[@]}"

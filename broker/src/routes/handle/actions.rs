@@ -99,7 +99,8 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
 /// `logs`: the newest entries first, older than `before` when given (no such entry: 404).
 #[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit(), before = ?query.before))]
 pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpResponse, HandleError> {
-    let before = query.before.clone().map(EntryId::into_inner);
-    let entries = downstreams.logger.recent(query.effective_limit(), before).await.map_err(DownstreamError::from)?;
+    let limit = query.effective_limit();
+    let entries =
+        downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)).await.map_err(DownstreamError::from)?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
 }
