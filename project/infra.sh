@@ -7,7 +7,8 @@
 #   project/infra.sh database NAME create the PostgreSQL database NAME if it is missing
 #   project/infra.sh browser       install Chromium and chromedriver (the browser test's; idempotent)
 #   project/infra.sh tools         install the deployment/bench tools (idempotent): docker-compose and
-#                                  wrk (apt), kubernetes-validate (PyPI, into <repo>/.local/venv)
+#                                  wrk (apt), kubernetes-validate (PyPI, into <repo>/.local/venv),
+#                                  schemathesis (PyPI, into <repo>/.local/venv-schemathesis)
 #
 # Components, on 127.0.0.1 at the ports of project/wiring.env:
 #   PostgreSQL  (system apt package, started with pg_ctlcluster; the database of POSTGRES_DB,
@@ -42,6 +43,7 @@ PG_DB="${WIRING[POSTGRES_DB]}"
 
 SECANTUS_VERSION=0.7.0b3
 KUBERNETES_VALIDATE_VERSION=1.37.0
+SCHEMATHESIS_VERSION=4.32.5
 MAILDEV_VERSION=2.2.1
 
 WAIT_SECS="${INFRA_WAIT_SECS:-60}"
@@ -408,6 +410,9 @@ cmd_tools() {
   pip_install kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
   [ -x "$VENV_DIR/bin/kubernetes-validate" ] || die "kubernetes-validate is installed but $VENV_DIR/bin has no command"
   log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: present in $VENV_DIR"
+  VENV_DIR="$SCHEMATHESIS_VENV" pip_install schemathesis "$SCHEMATHESIS_VERSION"
+  [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ] || die "schemathesis is installed but $SCHEMATHESIS_VENV/bin has no command"
+  log "schemathesis $SCHEMATHESIS_VERSION: present in $SCHEMATHESIS_VENV"
 }
 
 status_line() {

@@ -8,7 +8,8 @@
 #   port_up, wait_port               TCP probes (bash's /dev/tcp)
 #   http_get, http_ok, http_2xx      HTTP/1.0 GET through /dev/tcp (the image has no curl)
 #   as_root, apt_install             installing system packages
-#   ensure_venv, venv_has, pip_install   the repository's Python venv (.local/venv)
+#   ensure_venv, venv_has, pip_install   the repository's Python venv (.local/venv; another with
+#                                    VENV_DIR=... before the call, as for SCHEMATHESIS_VENV)
 #   maildev_command                  the SMTP catcher's command line (infra.sh's and a stack's own)
 #   WIRING[KEY], service_port NAME   the wiring table, project/wiring.env
 
@@ -19,6 +20,8 @@ LOCAL_DIR="$REPO_ROOT/.local"
 RUN_DIR="$LOCAL_DIR/run"
 LOG_DIR="$LOCAL_DIR/log"
 VENV_DIR="$LOCAL_DIR/venv"
+# schemathesis in a venv of its own: its many dependencies never meet SecantusDB's.
+SCHEMATHESIS_VENV="$LOCAL_DIR/venv-schemathesis"
 NPM_DIR="$LOCAL_DIR/npm"
 MAILDEV_BIN="$NPM_DIR/node_modules/maildev/bin/maildev"
 PYTHON="${PYTHON:-python3}"

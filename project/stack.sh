@@ -22,6 +22,8 @@
 #                           a mail catcher of its own (SMTP and web ports + N); its state lives
 #                           under .local/stack-N/
 #   STACK_HOST=0.0.0.0      listen on every interface (default 127.0.0.1: this machine only)
+#   STACK_PROFILE=release   the cargo profile the services are built and run with: `dev` reuses
+#                           the debug build (quicker to build on a developer's machine; slower)
 #   STACK_READY_TIMEOUT=90  seconds the services may take to answer /ready
 #   STACK_STOP_TIMEOUT=20   seconds each may take to stop before it is killed
 #   LOG_FORMAT=compact      compact (one line per event), pretty or json
@@ -47,6 +49,12 @@ FAILURE="$STACK_DIR/start-failure.txt"
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-90}"
 STOP_TIMEOUT="${STACK_STOP_TIMEOUT:-20}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PROFILE="${STACK_PROFILE:-release}"
+case "$PROFILE" in
+  release) PROFILE_DIR=release ;;
+  dev) PROFILE_DIR=debug ;;
+  *) echo "[stack] ERROR: STACK_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
 LISTEN_HOST="${STACK_HOST:-127.0.0.1}"
 # Colour the name prefixes on a terminal only (tested once: `$(...)` runs with a pipe as stdout).
 if [ -t 1 ]; then TTY=1; else TTY=0; fi
@@ -124,7 +132,7 @@ process_command() {
     maildev_command "$SMTP_PORT" "$MAILCATCHER_PORT" "$STACK_DIR/maildev" "$LISTEN_HOST"
     COMMAND=("${MAILDEV_COMMAND[@]}")
   else
-    COMMAND=("$TARGET_DIR/release/$1")
+    COMMAND=("$TARGET_DIR/$PROFILE_DIR/$1")
     [ -x "${COMMAND[0]}" ] || die "${COMMAND[0]} is missing after the build"
   fi
 }
@@ -263,8 +271,8 @@ cmd_up_foreground() {
   bash "$ROOT/project/infra.sh" up
   # The stack's own database (the first stack's is infra.sh's, which `up` has just ensured).
   if [ -z "${DSN:-}" ] && [ "$OFFSET" -ne 0 ]; then bash "$ROOT/project/infra.sh" database "$STACK_POSTGRES_DB"; fi
-  log "building the release binaries"
-  (cd "$ROOT" && cargo build --release --locked --workspace --bins)
+  log "building the $PROFILE binaries"
+  (cd "$ROOT" && cargo build --profile "$PROFILE" --locked --workspace --bins)
 
   # The services' own lines stay free of colour codes: the log files are for grep and less.
   export NO_COLOR=1

@@ -2,11 +2,12 @@
 # Runs every test of the project on this machine, installing and starting what is missing:
 #   1. the infrastructure (PostgreSQL, RabbitMQ, a MongoDB wire server, the SMTP catcher), the
 #      browser for the browser test (Chromium, chromedriver) and the check tools (docker-compose,
-#      kubernetes-validate);
+#      kubernetes-validate, schemathesis);
 #   2. formatting and lints;
 #   3. every crate's unit and integration tests against the real servers;
 #   4. the release build, exactly as the Dockerfile builds each service;
-#   5. the whole stack started from those binaries, then the end-to-end, browser and deployment tests.
+#   5. the whole stack started from those binaries, schemathesis against the broker's OpenAPI, then
+#      the end-to-end, browser and deployment tests.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,5 +49,8 @@ tail -n 3 "$tools_log"
 
 step "end-to-end, browser and deployment tests against the running stack"
 trap 'bash project/stack.sh stop' EXIT
-bash project/stack.sh up --detach
+# Loopback is a trusted proxy, so that schemathesis is a client of its own (see schemathesis.sh).
+TRUSTED_PROXIES=127.0.0.1 bash project/stack.sh up --detach
+step "schemathesis against the broker's OpenAPI (every check, about a minute)"
+bash project/schemathesis.sh
 cargo nextest run -p system-tests --locked --no-fail-fast

@@ -92,6 +92,9 @@ impl PasswordHasher {
         deadline: Option<Instant>,
     ) -> Result<bool, Refused> {
         let _admission = self.admit()?;
+        // bcrypt would compare only the first 72 bytes; no stored password is longer (see
+        // `contract::validate::MAX_PASSWORD_CHARS`), so a longer one is wrong: the dummy's work.
+        let stored_hash = stored_hash.filter(|_| password.len() <= contract::validate::MAX_PASSWORD_BYTES);
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let permit = self.permits.clone().acquire_owned();
@@ -173,6 +176,17 @@ mod tests {
         assert!(hash.starts_with("$2b$04$"), "{hash}");
         assert!(hasher.verify("correct horse".into(), Some(hash.clone()), None).await.unwrap());
         assert!(!hasher.verify("wrong horse".into(), Some(hash), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_password_longer_than_bcrypt_reads_never_matches_its_first_72_bytes() {
+        let hasher = PasswordHasher::new(4, 1, 1).await.unwrap();
+        let stored = "x".repeat(72);
+        let hash = hasher.hash(stored.clone()).await.unwrap();
+        assert!(hasher.verify(stored.clone(), Some(hash.clone()), None).await.unwrap());
+        let longer = format!("{stored}é");
+        assert!(bcrypt::verify(&longer, &hash).unwrap(), "bcrypt alone, truncating, says it matches");
+        assert!(!hasher.verify(longer, Some(hash), None).await.unwrap());
     }
 
     #[tokio::test]

@@ -9,6 +9,12 @@
 //!
 //! A refused token is a 401 with `WWW-Authenticate: Bearer` (RFC 6750 `error` and
 //! `error_description`) and an envelope message naming the reason.
+//!
+//! A token sent with an open action is verified too, and its `sub` recorded: a bad one is a 401
+//! as on a protected action (RFC 6750 §3.1: an invalid token is refused wherever it is sent),
+//! so that a client learns its token is stale instead of acting anonymously unawares. The one
+//! exception is `auth`: signing in is how a client replaces a bad token, so its header is not
+//! read.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -44,6 +50,9 @@ pub struct ProtectSettings {
     #[serde(rename = "JWKS_REFRESH_INTERVAL_MS", deserialize_with = "settings::millis")]
     pub jwks_refresh_interval: Duration,
 }
+
+/// The action that issues tokens; it never reads one.
+const SIGN_IN: &str = "auth";
 
 /// What a broker started with no settings protects.
 pub const DEFAULT_PROTECTED_ACTIONS: [&str; 2] = ["logs", "mail"];
@@ -171,13 +180,14 @@ impl TokenVerifier {
         self.settings.protected_actions.iter().any(|name| name == action)
     }
 
-    /// The claims of the request's token if `action` is protected (`None` if it is not).
+    /// The claims of the request's token: required if `action` is protected, verified if sent
+    /// with any other action but `auth` (see the module doc); `None` without a token.
     pub async fn check(&self, request: &HttpRequest, action: &'static str) -> Result<Option<Claims>, TokenError> {
-        if !self.protects(action) {
+        if action == SIGN_IN {
             return Ok(None);
         }
         let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-            return Err(TokenError::Missing(action));
+            return if self.protects(action) { Err(TokenError::Missing(action)) } else { Ok(None) };
         };
         let token = value
             .to_str()

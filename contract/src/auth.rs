@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::validate::{
-    self, EmailAddress, MAX_NAME_CHARS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, Problem, text_newtype,
+    self, EmailAddress, MAX_NAME_CHARS, MAX_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Problem,
+    text_newtype,
 };
 
 /// `{"email", "password"}`: the body of `POST /authenticate` and of the `auth` action. Shape
@@ -71,8 +72,8 @@ fn default_active() -> bool {
     true
 }
 
-/// A password as a login takes it: not empty, and at most [`MAX_PASSWORD_BYTES`], because bcrypt
-/// reads no further (longer ones are refused, not truncated). Never shown by `Debug`.
+/// A password as a login takes it: not empty, at most [`MAX_PASSWORD_CHARS`] characters (see
+/// there for the bytes bcrypt reads). Never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Password(String);
@@ -82,20 +83,23 @@ impl Password {
         if value.is_empty() {
             return Err(Problem::new("must not be empty"));
         }
-        validate::at_most_bytes(&value, MAX_PASSWORD_BYTES)?;
+        validate::at_most_chars(&value, MAX_PASSWORD_CHARS)?;
         Ok(Self(value))
     }
 }
 
 text_newtype!(
     Password,
-    validate::text_schema(format!("Not empty, at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)."))
-        .min_length(Some(1))
-        .max_length(Some(MAX_PASSWORD_BYTES))
+    validate::text_schema(format!(
+        "Not empty, at most {MAX_PASSWORD_CHARS} characters. One of more than {MAX_PASSWORD_BYTES} bytes \
+         (UTF-8) is never right: no registration takes one (bcrypt reads no further)."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(MAX_PASSWORD_CHARS))
 );
 
-/// A password one may choose: at least [`MIN_PASSWORD_CHARS`] characters, and within the limit
-/// of every [`Password`]. Never shown by `Debug`.
+/// A password one may choose: at least [`MIN_PASSWORD_CHARS`] characters, at most
+/// [`MAX_PASSWORD_BYTES`] (bcrypt's limit, refused rather than truncated). Never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct NewPassword(String);
@@ -105,7 +109,8 @@ impl NewPassword {
         if value.chars().count() < MIN_PASSWORD_CHARS {
             return Err(Problem::new(format!("must be at least {MIN_PASSWORD_CHARS} characters")));
         }
-        Password::parse(value).map(|password| Self(password.0))
+        validate::at_most_bytes(&value, MAX_PASSWORD_BYTES)?;
+        Ok(Self(value))
     }
 }
 
@@ -179,16 +184,19 @@ mod tests {
             (json!({"email": "a@b.c", "password": ""}), "`password`: must not be empty", "an empty password"),
             (
                 json!({"email": "a@b.c", "password": "x".repeat(10_000)}),
-                "`password`: must be at most 72 bytes",
+                "`password`: must be at most 72 characters",
                 "a 10 kB password",
             ),
-            (json!({"email": "a@b.c", "password": "é".repeat(37)}), "`password`: must be at most 72 bytes", "74 bytes"),
+            (json!({"email": "a@b.c", "password": "é".repeat(73)}), "`password`: must be at most 72 characters", "73"),
         ];
         for (body, expected, why) in cases {
             let message = validate::from_value::<Credentials>(body).unwrap_err().to_string();
             assert!(message.contains(expected), "{why}: {message:?} should contain {expected:?}");
         }
         assert!(validate::from_value::<Credentials>(json!({"email": "a@b.c", "password": "x"})).is_ok());
+        // What the schema's maxLength allows is taken (the authentication service answers it).
+        let many_bytes = json!({"email": "a@b.c", "password": "é".repeat(72)});
+        assert!(validate::from_value::<Credentials>(many_bytes).is_ok(), "72 characters, 144 bytes");
     }
 
     #[test]
@@ -237,6 +245,7 @@ mod tests {
             (with(json!({"password": "short"})), "`password`: must be at least 8 characters", "a short password"),
             (with(json!({"password": ""})), "`password`: must be at least 8 characters", "an empty password"),
             (with(json!({"password": "p".repeat(73)})), "`password`: must be at most 72 bytes", "a long password"),
+            (with(json!({"password": "é".repeat(37)})), "`password`: must be at most 72 bytes", "37 chars, 74 bytes"),
             (with(json!({"email": "a.b.c"})), "`email`: must be an e-mail address", "not an address"),
             (with(json!({"first_name": "Eve\r\nBcc: x"})), "`first_name`: must be a single line", "a line break"),
             (with(json!({"last_name": "n".repeat(256)})), "`last_name`: must be at most 255 characters", "a long name"),

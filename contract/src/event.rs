@@ -40,17 +40,22 @@ pub struct LogEvent {
     pub data: String,
     pub level: Level,
     pub created_at: DateTime<Utc>,
+    /// The `sub` of the publisher's caller's token; absent without one, and in the events of
+    /// publishers that predate it (the Go original's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 impl LogEvent {
-    /// A new event with a fresh id, stamped now.
-    pub fn new(payload: LogPayload) -> Self {
+    /// A new event with a fresh id, stamped now, made for the token subject `sub`.
+    pub fn new(payload: LogPayload, sub: Option<String>) -> Self {
         Self {
             id: Uuid::new_v4(),
             level: payload.level.unwrap_or_default(),
             name: payload.name.into_inner(),
             data: payload.data.into_inner(),
             created_at: Utc::now(),
+            sub,
         }
     }
 
@@ -60,12 +65,12 @@ impl LogEvent {
 
     /// Checks the same limits as a direct `log` action.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        log::check_fields(&self.name, &self.data)
+        log::check_fields(&self.name, &self.data, self.sub.as_deref())
     }
 
     /// The entry the listener asks the logger to store.
     pub fn into_entry(self) -> LogEntry {
-        LogEntry { name: self.name, data: self.data, level: self.level, event_id: Some(self.id) }
+        LogEntry { name: self.name, data: self.data, level: self.level, event_id: Some(self.id), sub: self.sub }
     }
 }
 
@@ -99,13 +104,16 @@ mod tests {
 
     #[test]
     fn an_event_round_trips_through_json_and_keeps_its_id() {
-        let event =
-            LogEvent::new(LogPayload { name: "event".parse().unwrap(), data: "d".parse().unwrap(), level: None });
+        let payload = LogPayload { name: "event".parse().unwrap(), data: "d".parse().unwrap(), level: None };
+        let event = LogEvent::new(payload.clone(), Some("7".into()));
         let json = serde_json::to_string(&event).unwrap();
         let back: LogEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);
         let entry = back.into_entry();
         assert_eq!(entry.event_id, Some(event.id));
         assert_eq!(entry.level, Level::Info);
+        assert_eq!(entry.sub.as_deref(), Some("7"), "the subject travels to the entry");
+        let anonymous = serde_json::to_value(LogEvent::new(payload, None)).unwrap();
+        assert!(anonymous.get("sub").is_none(), "no `sub` key without a token: {anonymous}");
     }
 }

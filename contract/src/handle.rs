@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::Credentials;
-use crate::log::{LogPayload, RecentLimit};
+use crate::log::{EntryId, LogPayload, RecentLimit};
 use crate::mail::MailPayload;
 use crate::validate::{self, ValidationError};
 
@@ -32,12 +32,16 @@ pub enum HandleRequest {
     },
 }
 
-/// The optional payload of the `logs` action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The optional payload of the `logs` action: a page of entries, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsQuery {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<RecentLimit>,
+    /// Only entries older than this one: the next page is `before` = the `id` of the last entry
+    /// of this one. No entry with this id: 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<EntryId>,
 }
 
 impl LogsQuery {
@@ -109,6 +113,10 @@ fn payload<T: DeserializeOwned>(
     key: &'static str,
 ) -> Result<Option<T>, RequestError> {
     let Some(value) = object.remove(key) else { return Ok(None) };
+    // serde would read a struct from an array too, by position; the schema says object.
+    if !value.is_object() {
+        return Err(RequestError::Invalid { action, error: ValidationError::new(key, "must be a JSON object") });
+    }
     validate::from_value(value).map(Some).map_err(|error| RequestError::Invalid { action, error: error.within(key) })
 }
 
@@ -206,6 +214,12 @@ mod tests {
             panic!()
         };
         assert_eq!(logs.effective_limit(), MAX_RECENT);
+        let HandleRequest::Logs { logs } =
+            HandleRequest::parse(br#"{"action":"logs","logs":{"before":"65f1c0ffee0000000000abcd"}}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(logs.before.map(EntryId::into_inner).as_deref(), Some("65f1c0ffee0000000000abcd"));
     }
 
     #[test]
@@ -220,7 +234,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_fail_with_a_message_that_names_the_problem() {
-        let cases: [(&str, &[u8], &str); 15] = [
+        let cases: [(&str, &[u8], &str); 18] = [
             ("not JSON", b"{not json", "not valid JSON"),
             ("empty body", b"", "not valid JSON"),
             ("an array", b"[1,2]", "must be a JSON object"),
@@ -241,7 +255,7 @@ mod tests {
             (
                 "payload not an object",
                 br#"{"action":"auth","auth":[1]}"#,
-                "invalid field `auth`: invalid type: integer",
+                "invalid field `auth`: must be a JSON object",
             ),
             ("missing field", br#"{"action":"mail","mail":{"to":"a@b.c","subject":"s"}}"#, "missing field `message`"),
             ("invalid email", br#"{"action":"auth","auth":{"email":"nope","password":"x"}}"#, "`auth.email`"),
@@ -251,9 +265,24 @@ mod tests {
                 "invalid \"logs\" request: invalid field `logs.limit`: must be at least 1",
             ),
             (
+                "a limit beyond u32",
+                br#"{"action":"logs","logs":{"limit":4294967296}}"#,
+                "invalid field `logs.limit`: must be a whole number from 1 to 4294967295",
+            ),
+            (
+                "a payload as an array",
+                br#"{"action":"logs","logs":[]}"#,
+                "invalid \"logs\" request: invalid field `logs`: must be a JSON object",
+            ),
+            (
+                "a before that is not an id",
+                br#"{"action":"logs","logs":{"before":"last"}}"#,
+                "invalid field `logs.before`: must be an entry id of 24 hex digits",
+            ),
+            (
                 "a negative limit",
                 br#"{"action":"logs","logs":{"limit":-1}}"#,
-                "invalid field `logs.limit`: invalid value",
+                "invalid field `logs.limit`: must be a whole number",
             ),
             (
                 "header injection",

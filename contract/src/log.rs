@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::validate::{self, MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES, Problem, ValidationError, text_newtype};
+use crate::validate::{
+    self, ENTRY_ID_HEX_DIGITS, MAX_LOG_DATA_CHARS, MAX_LOG_NAME_CHARS, MAX_SUB_BYTES, Problem, ValidationError,
+    text_newtype,
+};
 
 /// How many entries `recent` returns when the caller does not say.
 pub const DEFAULT_RECENT: u32 = 20;
@@ -57,19 +60,21 @@ pub struct LogPayload {
 }
 
 impl LogPayload {
-    /// The entry to store; `event_id` is set when it came through RabbitMQ.
-    pub fn into_entry(self, event_id: Option<Uuid>) -> LogEntry {
+    /// The entry to store; `event_id` is set when it came through RabbitMQ, `sub` when the
+    /// caller sent a valid token.
+    pub fn into_entry(self, event_id: Option<Uuid>, sub: Option<String>) -> LogEntry {
         LogEntry {
             name: self.name.into_inner(),
             data: self.data.into_inner(),
             level: self.level.unwrap_or_default(),
             event_id,
+            sub,
         }
     }
 }
 
 /// A log entry's name: not blank, one line without control characters (NUL, CR, LF would
-/// forge or split lines wherever names are printed), at most [`MAX_LOG_NAME_BYTES`]; kept as
+/// forge or split lines wherever names are printed), at most [`MAX_LOG_NAME_CHARS`] characters; kept as
 /// written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
@@ -85,20 +90,21 @@ impl LogName {
     pub fn check(value: &str) -> Result<(), Problem> {
         validate::not_blank(value)?;
         validate::one_line(value)?;
-        validate::at_most_bytes(value, MAX_LOG_NAME_BYTES)
+        validate::at_most_chars(value, MAX_LOG_NAME_CHARS)
     }
 }
 
 text_newtype!(
     LogName,
     validate::text_schema(format!(
-        "Not blank, one line without control characters, at most {MAX_LOG_NAME_BYTES} bytes (UTF-8)."
+        "Not blank, one line without control characters, at most {MAX_LOG_NAME_CHARS} characters."
     ))
+    .pattern(Some(validate::one_line_not_blank_pattern()))
     .min_length(Some(1))
-    .max_length(Some(MAX_LOG_NAME_BYTES))
+    .max_length(Some(MAX_LOG_NAME_CHARS))
 );
 
-/// A log entry's data: at most [`MAX_LOG_DATA_BYTES`], possibly empty.
+/// A log entry's data: at most [`MAX_LOG_DATA_CHARS`] characters, possibly empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub struct LogData(String);
@@ -111,21 +117,22 @@ impl LogData {
 
     /// The rule, for the plain fields of [`LogEntry`] and the event.
     pub fn check(value: &str) -> Result<(), Problem> {
-        validate::at_most_bytes(value, MAX_LOG_DATA_BYTES)
+        validate::at_most_chars(value, MAX_LOG_DATA_CHARS)
     }
 }
 
 text_newtype!(
     LogData,
-    validate::text_schema(format!("At most {MAX_LOG_DATA_BYTES} bytes (UTF-8), possibly empty."))
-        .max_length(Some(MAX_LOG_DATA_BYTES))
+    validate::text_schema(format!("At most {MAX_LOG_DATA_CHARS} characters, possibly empty."))
+        .max_length(Some(MAX_LOG_DATA_CHARS))
 );
 
 /// How many entries one `recent` call returns: at least 1 (0 is refused, not raised to 1), at
 /// most [`MAX_RECENT`] (a larger number is capped, whatever the caller asks), and
 /// [`DEFAULT_RECENT`] when the caller does not say.
+/// Read from any JSON number that is a whole one: JSON Schema's `integer` includes `20.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32")]
+#[serde(try_from = "serde_json::Number")]
 pub struct RecentLimit(u32);
 
 impl RecentLimit {
@@ -152,11 +159,22 @@ impl Default for RecentLimit {
     }
 }
 
-impl TryFrom<u32> for RecentLimit {
+impl TryFrom<serde_json::Number> for RecentLimit {
     type Error = Problem;
 
-    fn try_from(limit: u32) -> Result<Self, Problem> {
-        Self::new(limit)
+    fn try_from(limit: serde_json::Number) -> Result<Self, Problem> {
+        let whole = match (limit.as_u64(), limit.as_f64()) {
+            (Some(limit), _) => Some(limit),
+            // Exact: every whole f64 up to u32::MAX converts without loss.
+            (None, Some(limit)) if limit.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&limit) => {
+                Some(limit as u64)
+            }
+            _ => None,
+        };
+        match whole.map(u32::try_from) {
+            Some(Ok(limit)) => Self::new(limit),
+            _ => Err(Problem::new(format!("must be a whole number from 1 to {}", u32::MAX))),
+        }
     }
 }
 
@@ -166,10 +184,13 @@ impl utoipa::PartialSchema for RecentLimit {
         use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
         ObjectBuilder::new()
             .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
             .minimum(Some(1))
+            // Any u32 is accepted (and capped); int64, because int32 would say 2^31 is too large.
+            .maximum(Some(u32::MAX))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
             .description(Some(format!(
-                "How many entries, newest first: {DEFAULT_RECENT} when absent, at most {MAX_RECENT} (a larger number is capped)."
+                "How many entries, newest first: {DEFAULT_RECENT} when absent; at most {MAX_RECENT} are returned \
+                 (a larger number is accepted and capped)."
             )))
             .into()
     }
@@ -187,19 +208,55 @@ pub struct LogEntry {
     pub level: Level,
     /// The id of the event this entry came from; stored at most once.
     pub event_id: Option<Uuid>,
+    /// The `sub` of the caller's access token: who did it. Absent without a token, and in the
+    /// payloads of clients that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 impl LogEntry {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_fields(&self.name, &self.data)
+        check_fields(&self.name, &self.data, self.sub.as_deref())
     }
 }
 
 /// The rules of a log entry's plain fields, for [`LogEntry`] and the event.
-pub(crate) fn check_fields(name: &str, data: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_fields(name: &str, data: &str, sub: Option<&str>) -> Result<(), ValidationError> {
     LogName::check(name).map_err(|problem| problem.at("name"))?;
-    LogData::check(data).map_err(|problem| problem.at("data"))
+    LogData::check(data).map_err(|problem| problem.at("data"))?;
+    // A subject comes from a verified token, but the RPC and AMQP seams take anyone's.
+    sub.map_or(Ok(()), check_sub).map_err(|problem| problem.at("sub"))
 }
+
+/// A token subject as stored: not blank, one line, at most [`MAX_SUB_BYTES`].
+fn check_sub(sub: &str) -> Result<(), Problem> {
+    validate::not_blank(sub)?;
+    validate::one_line(sub)?;
+    validate::at_most_bytes(sub, MAX_SUB_BYTES)
+}
+
+/// A stored entry's id: a MongoDB ObjectId as [`ENTRY_ID_HEX_DIGITS`] hex digits, as
+/// [`StoredEntry::id`] shows it; the `before` of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EntryId(String);
+
+impl EntryId {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        if value.len() != ENTRY_ID_HEX_DIGITS || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Problem::new(format!("must be an entry id of {ENTRY_ID_HEX_DIGITS} hex digits")));
+        }
+        Ok(Self(value))
+    }
+}
+
+text_newtype!(
+    EntryId,
+    validate::text_schema(format!("An entry's `id`: {ENTRY_ID_HEX_DIGITS} hex digits."))
+        .pattern(Some(format!("^[0-9a-fA-F]{{{ENTRY_ID_HEX_DIGITS}}}$")))
+        .min_length(Some(ENTRY_ID_HEX_DIGITS))
+        .max_length(Some(ENTRY_ID_HEX_DIGITS))
+);
 
 /// A stored entry, newest first in listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +268,9 @@ pub struct StoredEntry {
     pub data: String,
     pub level: Level,
     pub event_id: Option<Uuid>,
+    /// The `sub` of the token the entry was made with; absent when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -244,7 +304,7 @@ mod tests {
     fn levels_default_to_info_and_accept_lowercase() {
         let p: LogPayload = validate::from_value(json!({"name": "event", "data": "Some kind of data"})).unwrap();
         assert_eq!(p.level, None);
-        assert_eq!(p.into_entry(None).level, Level::Info);
+        assert_eq!(p.into_entry(None, None).level, Level::Info);
         let p: LogPayload = validate::from_value(json!({"name": "n", "data": "d", "level": "warning"})).unwrap();
         assert_eq!(p.level, Some(Level::Warning));
         let loud = validate::from_value::<LogPayload>(json!({"name": "n", "data": "d", "level": "LOUD"}));
@@ -256,10 +316,10 @@ mod tests {
         let cases = [
             (json!({"name": "", "data": "d"}), "`name`: must not be empty", "an empty name"),
             (json!({"name": "  ", "data": "d"}), "`name`: must not be empty", "a blank name"),
-            (json!({"name": "x".repeat(257), "data": "d"}), "`name`: must be at most 256 bytes", "a long name"),
+            (json!({"name": "x".repeat(257), "data": "d"}), "`name`: must be at most 256 characters", "a long name"),
             (
                 json!({"name": "n", "data": "x".repeat(64 * 1024 + 1)}),
-                "`data`: must be at most 65536 bytes",
+                "`data`: must be at most 65536 characters",
                 "long data",
             ),
             (json!({"name": 1, "data": "d"}), "`name`: invalid type: integer, expected a string", "a number"),
@@ -284,15 +344,49 @@ mod tests {
             data: data.into(),
             level: Level::Info,
             event_id: None,
+            sub: None,
         };
         assert!(entry("n", "").validate().is_ok());
         let cases = [
             (entry("", "d"), "invalid field `name`: must not be empty", "an empty name"),
-            (entry(&"x".repeat(257), "d"), "invalid field `name`: must be at most 256 bytes", "a long name"),
-            (entry("n", &"x".repeat(64 * 1024 + 1)), "invalid field `data`: must be at most 65536 bytes", "long data"),
+            (entry(&"x".repeat(257), "d"), "invalid field `name`: must be at most 256 characters", "a long name"),
+            (
+                entry("n", &"x".repeat(64 * 1024 + 1)),
+                "invalid field `data`: must be at most 65536 characters",
+                "long data",
+            ),
         ];
         for (entry, expected, why) in cases {
             assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
+        }
+        let by = |sub: &str| LogEntry { sub: Some(sub.into()), ..entry("n", "") };
+        assert!(by("42").validate().is_ok());
+        let cases = [
+            (by(""), "invalid field `sub`: must not be empty", "an empty subject"),
+            (by("4\n2"), "invalid field `sub`: must be a single line without control characters", "a line break"),
+            (by(&"x".repeat(257)), "invalid field `sub`: must be at most 256 bytes", "a long subject"),
+        ];
+        for (entry, expected, why) in cases {
+            assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_a_subject_reads_and_writes_as_before() {
+        let old = r#"{"name":"n","data":"d","level":"INFO","event_id":null}"#;
+        let entry: LogEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(entry.sub, None);
+        assert_eq!(serde_json::to_string(&entry).unwrap(), old, "no `sub` key when there is none");
+        let with = LogEntry { sub: Some("7".into()), ..entry };
+        assert_eq!(serde_json::to_value(&with).unwrap()["sub"], "7");
+    }
+
+    #[test]
+    fn entry_ids_are_24_hex_digits() {
+        assert!(EntryId::parse("65f1c0ffee0000000000ABCD".into()).is_ok());
+        for bad in ["", "nope", "65f1c0ffee0000000000abc", "65f1c0ffee0000000000abcdz", " 65f1c0ffee0000000000abcd"] {
+            let problem = EntryId::parse(bad.into()).unwrap_err();
+            assert_eq!(problem.to_string(), "must be an entry id of 24 hex digits", "{bad:?}");
         }
     }
 
@@ -307,6 +401,21 @@ mod tests {
         ];
         for (given, expected, why) in cases {
             assert_eq!(RecentLimit::or_default(given).map(RecentLimit::get), expected, "{why}");
+        }
+        let whole = "must be a whole number from 1 to 4294967295";
+        let cases = [
+            ("5", Ok(5), "an integer"),
+            ("5.0", Ok(5), "a whole number written as a float: an integer to JSON Schema"),
+            ("4294967295", Ok(MAX_RECENT), "u32::MAX: capped"),
+            ("0", Err("must be at least 1".to_owned()), "zero"),
+            ("5.5", Err(whole.to_owned()), "a fraction"),
+            ("-1", Err(whole.to_owned()), "negative"),
+            ("4294967296", Err(whole.to_owned()), "beyond u32"),
+            ("1e30", Err(whole.to_owned()), "far beyond"),
+        ];
+        for (json, expected, why) in cases {
+            let read = serde_json::from_str::<RecentLimit>(json).map(RecentLimit::get).map_err(|e| e.to_string());
+            assert_eq!(read, expected, "{why}");
         }
     }
 }

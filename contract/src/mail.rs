@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::validate::{self, EmailAddress, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS, Problem, text_newtype};
+use crate::validate::{self, EmailAddress, MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS, Problem, text_newtype};
 
 /// `{"from"?, "to", "subject", "message"}`. An empty, blank or missing `from` means the
 /// mailer's `FROM_ADDRESS`.
@@ -12,10 +12,25 @@ use crate::validate::{self, EmailAddress, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS, 
 pub struct MailPayload {
     /// The sender; `None` when the caller left it out or blank.
     #[serde(default, deserialize_with = "blank_is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = sender_schema))]
     pub from: Option<EmailAddress>,
     pub to: EmailAddress,
     pub subject: Subject,
     pub message: MessageText,
+}
+
+/// `from` as [`blank_is_none`] reads it: an address, a blank string or null.
+#[cfg(feature = "openapi")]
+fn sender_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+    let any_of = AnyOfBuilder::new()
+        .item(Ref::from_schema_name("EmailAddress"))
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(validate::blank_pattern())))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("The sender; absent, null, empty or blank: the mailer's `FROM_ADDRESS`."))
+        .build();
+    Schema::AnyOf(any_of)
 }
 
 /// `null`, `""` or blanks read as no address.
@@ -44,11 +59,12 @@ impl Subject {
 text_newtype!(
     Subject,
     validate::text_schema(format!("One line, not blank, at most {MAX_SUBJECT_CHARS} characters."))
+        .pattern(Some(validate::one_line_not_blank_pattern()))
         .min_length(Some(1))
         .max_length(Some(MAX_SUBJECT_CHARS))
 );
 
-/// The message body as the caller wrote it: not blank, at most [`MAX_MESSAGE_BYTES`]. It is
+/// The message body as the caller wrote it: not blank, at most [`MAX_MESSAGE_CHARS`] characters. It is
 /// text, never markup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
@@ -57,16 +73,17 @@ pub struct MessageText(String);
 impl MessageText {
     pub fn parse(value: String) -> Result<Self, Problem> {
         validate::not_blank(&value)?;
-        validate::at_most_bytes(&value, MAX_MESSAGE_BYTES)?;
+        validate::at_most_chars(&value, MAX_MESSAGE_CHARS)?;
         Ok(Self(value))
     }
 }
 
 text_newtype!(
     MessageText,
-    validate::text_schema(format!("Plain text, never markup; not blank, at most {MAX_MESSAGE_BYTES} bytes (UTF-8)."))
+    validate::text_schema(format!("Plain text, never markup; not blank, at most {MAX_MESSAGE_CHARS} characters."))
+        .pattern(Some(validate::not_blank_pattern()))
         .min_length(Some(1))
-        .max_length(Some(MAX_MESSAGE_BYTES))
+        .max_length(Some(MAX_MESSAGE_CHARS))
 );
 
 #[cfg(test)]
@@ -113,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_message_may_be_as_long_as_the_limit() {
-        assert!(MessageText::parse("m".repeat(MAX_MESSAGE_BYTES)).is_ok());
+        assert!(MessageText::parse("m".repeat(MAX_MESSAGE_CHARS)).is_ok());
         assert_eq!(MessageText::parse("a\r\nb".into()).unwrap().as_str(), "a\r\nb", "kept as written");
     }
 
@@ -134,8 +151,8 @@ mod tests {
             (with("subject", json!("s".repeat(256))), "`subject`: must be at most 255 characters", "a long subject"),
             (with("message", json!(" \n\t")), "`message`: must not be empty", "a blank message"),
             (
-                with("message", json!("m".repeat(MAX_MESSAGE_BYTES + 1))),
-                "`message`: must be at most 102400 bytes",
+                with("message", json!("m".repeat(MAX_MESSAGE_CHARS + 1))),
+                "`message`: must be at most 102400 characters",
                 "a message over 100 KiB",
             ),
         ];

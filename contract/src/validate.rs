@@ -23,20 +23,38 @@ use std::net::IpAddr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Longest accepted e-mail address (RFC 5321 path limit).
-pub const MAX_EMAIL_BYTES: usize = 254;
-/// bcrypt only reads the first 72 bytes of a password; longer ones are refused, not truncated.
+/// Longest accepted e-mail address: RFC 5321's path limit (256 with the angle brackets) is 254,
+/// and the SMTP catcher's server (smtp-server, maildev's) refuses more than 253 with a 501.
+pub const MAX_EMAIL_BYTES: usize = 253;
+/// Longest local part (RFC 5321 §4.5.3.1.1).
+pub const MAX_EMAIL_LOCAL_BYTES: usize = 64;
+/// Longest domain label (RFC 1035). A domain's own limit (253) is implied by the address's.
+pub const MAX_EMAIL_LABEL_BYTES: usize = 63;
+/// The hex digits of a stored entry's id (a MongoDB ObjectId).
+pub const ENTRY_ID_HEX_DIGITS: usize = 24;
+/// Longest token subject stored with a log entry.
+pub const MAX_SUB_BYTES: usize = 256;
+/// bcrypt only reads the first 72 bytes of a password: a new one is refused beyond, never
+/// truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
+/// Longest password a login takes, in characters: a limit JSON Schema's `maxLength` can state
+/// (a byte limit it cannot). A login password over [`MAX_PASSWORD_BYTES`] cannot be right (no
+/// registration takes one), so the authentication service answers it as a wrong password
+/// without letting bcrypt truncate it into a match.
+pub const MAX_PASSWORD_CHARS: usize = MAX_PASSWORD_BYTES;
 /// Shortest password accepted at registration.
 pub const MIN_PASSWORD_CHARS: usize = 8;
+// Text limits count characters (Unicode scalar values), as JSON Schema's `maxLength` does, so
+// that the OpenAPI states them exactly; the byte limits that remain are the ones a protocol
+// sets (SMTP's, bcrypt's).
 /// Longest log entry name.
-pub const MAX_LOG_NAME_BYTES: usize = 256;
+pub const MAX_LOG_NAME_CHARS: usize = 256;
 /// Longest log entry data.
-pub const MAX_LOG_DATA_BYTES: usize = 64 * 1024;
+pub const MAX_LOG_DATA_CHARS: usize = 64 * 1024;
 /// Longest mail subject (one header line).
 pub const MAX_SUBJECT_CHARS: usize = 255;
 /// Longest mail message body.
-pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
+pub const MAX_MESSAGE_CHARS: usize = 100 * 1024;
 /// Longest user name part (first or last name).
 pub const MAX_NAME_CHARS: usize = 255;
 
@@ -210,6 +228,48 @@ pub fn single_line(field: &str, value: &str) -> Result<(), ValidationError> {
     one_line(value).map_err(|problem| problem.at(field))
 }
 
+/// What [`char::is_control`] is (Unicode Cc), as ranges: the schema's patterns are made of them.
+const CONTROL: [(char, char); 2] = [('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}')];
+/// What [`char::is_whitespace`] is (Unicode White_Space), which [`str::trim`] removes.
+const WHITE_SPACE: [(char, char); 10] = [
+    ('\u{9}', '\u{d}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// The inside of a regex character class of `ranges`, as `\uXXXX` escapes (ECMA 262 and
+/// Python read them alike).
+#[cfg(feature = "openapi")]
+fn class(ranges: &[(char, char)]) -> String {
+    ranges.iter().map(|&(from, to)| format!("\\u{:04X}-\\u{:04X}", from as u32, to as u32)).collect()
+}
+
+/// The schema pattern of [`not_blank`] and [`one_line`] together. No `$`: Python's would also
+/// match before a final newline; the lookahead refuses a control character anywhere instead.
+#[cfg(feature = "openapi")]
+pub(crate) fn one_line_not_blank_pattern() -> String {
+    format!("^(?![\\s\\S]*[{}])[\\s\\S]*[^{}]", class(&CONTROL), class(&WHITE_SPACE))
+}
+
+/// The schema pattern of what [`not_blank`] refuses: nothing but white space, if anything.
+#[cfg(feature = "openapi")]
+pub(crate) fn blank_pattern() -> String {
+    format!("^(?![\\s\\S]*[^{}])", class(&WHITE_SPACE))
+}
+
+/// The schema pattern of [`not_blank`]: some character that is not white space.
+#[cfg(feature = "openapi")]
+pub(crate) fn not_blank_pattern() -> String {
+    format!("[^{}]", class(&WHITE_SPACE))
+}
+
 pub(crate) fn one_line(value: &str) -> Result<(), Problem> {
     if value.chars().any(char::is_control) {
         return Err(Problem::new("must be a single line without control characters"));
@@ -288,7 +348,10 @@ pub(crate) fn text_schema(description: impl Into<String>) -> utoipa::openapi::Ob
     ObjectBuilder::new().schema_type(Type::String).description(Some(description))
 }
 
-/// A plausible `local@domain` address, trimmed: at most [`MAX_EMAIL_BYTES`], one `@`, no
+/// A plausible `local@domain` address, trimmed: at most [`MAX_EMAIL_BYTES`] (a local part of
+/// at most [`MAX_EMAIL_LOCAL_BYTES`], a domain in labels of at most [`MAX_EMAIL_LABEL_BYTES`]:
+/// RFC 5321's and RFC 1035's limits, which an SMTP server
+/// checks, and which the schema's `format: email` implies), one `@`, no
 /// blank, control character or `<>,;` (no display name, no second recipient, no header), and
 /// a local part and a domain as lettre checks them (the `email_address` crate's rules, or an IP
 /// address), so that the mailer converts it to a lettre address without a second check.
@@ -305,6 +368,17 @@ impl EmailAddress {
         not_blank(&value)?;
         at_most_bytes(&value, MAX_EMAIL_BYTES)?;
         one_line(&value)?;
+        if let Some((local, domain)) = value.split_once('@') {
+            // email_address checks these too; said here so that the limits are ours, by name.
+            if local.len() > MAX_EMAIL_LOCAL_BYTES {
+                return Err(Problem::new(format!("the part before @ must be at most {MAX_EMAIL_LOCAL_BYTES} bytes")));
+            }
+            if domain.split('.').any(|label| label.len() > MAX_EMAIL_LABEL_BYTES) {
+                return Err(Problem::new(format!(
+                    "each part of the domain between dots must be at most {MAX_EMAIL_LABEL_BYTES} bytes"
+                )));
+            }
+        }
         let shaped = match value.split_once('@') {
             Some((local, domain)) => {
                 !domain.contains('@')
@@ -336,10 +410,14 @@ fn is_ip_domain(domain: &str) -> bool {
 
 text_newtype!(
     EmailAddress,
-    text_schema("An e-mail address `name@example.com`, without a display name.")
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
-        .min_length(Some(1))
-        .max_length(Some(MAX_EMAIL_BYTES))
+    text_schema(format!(
+        "An e-mail address `name@example.com` (RFC 5321), without a display name: at most {MAX_EMAIL_BYTES} bytes, \
+         the part before @ at most {MAX_EMAIL_LOCAL_BYTES}, each part of the domain between dots at most \
+         {MAX_EMAIL_LABEL_BYTES}."
+    ))
+    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Email)))
+    .min_length(Some(1))
+    .max_length(Some(MAX_EMAIL_BYTES))
 );
 
 impl fmt::Display for EmailAddress {
@@ -404,15 +482,28 @@ mod tests {
             let address = EmailAddress::parse(given.to_owned()).unwrap_or_else(|e| panic!("{given:?}: {e}"));
             assert_eq!(address.as_str(), kept);
         }
+        let at_the_limits =
+            format!("{}@{}.{}.{}.abcde", "x".repeat(64), "d".repeat(60), "e".repeat(60), "f".repeat(60));
+        assert_eq!(at_the_limits.len(), MAX_EMAIL_BYTES);
+        let address = EmailAddress::parse(at_the_limits.clone()).expect("every limit reached, none passed");
+        assert_eq!(address.as_str(), at_the_limits);
     }
 
     #[test]
     fn anything_but_a_plain_address_is_refused() {
         let too_long = format!("{}@example.com", "x".repeat(300));
+        // Each limit on its own: every other part within bounds.
+        let long_local = format!("{}@example.com", "x".repeat(65));
+        let long_label = format!("me@{}.com", "x".repeat(64));
+        let total_254 = format!("{}@{}.{}.{}.abcdef", "x".repeat(64), "d".repeat(60), "e".repeat(60), "f".repeat(60));
+        assert_eq!(total_254.len(), 254);
         let cases = [
             ("", "must not be empty", "empty"),
             ("  ", "must not be empty", "blank"),
-            (too_long.as_str(), "must be at most 254 bytes", "too long"),
+            (too_long.as_str(), "must be at most 253 bytes", "too long"),
+            (total_254.as_str(), "must be at most 253 bytes", "254 bytes: smtp-server refuses it"),
+            (long_local.as_str(), "before @ must be at most 64 bytes", "a 65-byte local part"),
+            (long_label.as_str(), "between dots must be at most 63 bytes", "a 64-byte label"),
             ("a@c.d\r\nBcc: x@y.z", "single line", "header injection"),
             ("a@b.c\nBcc: x@y.z", "single line", "bare LF"),
             ("plain", "e-mail address", "no @"),
@@ -472,6 +563,15 @@ mod tests {
     fn an_error_within_a_payload_is_named_from_the_payload_key() {
         assert_eq!(ValidationError::new("to", "bad").within("mail").field, "mail.to");
         assert_eq!(ValidationError::new("", "bad").within("mail").field, "mail");
+    }
+
+    #[test]
+    fn the_patterns_character_classes_are_the_rust_predicates() {
+        let within = |ranges: &[(char, char)], c: char| ranges.iter().any(|&(from, to)| (from..=to).contains(&c));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(within(&CONTROL, c), c.is_control(), "{:04X}", c as u32);
+            assert_eq!(within(&WHITE_SPACE, c), c.is_whitespace(), "{:04X}", c as u32);
+        }
     }
 
     #[test]

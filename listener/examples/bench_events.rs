@@ -53,11 +53,12 @@ async fn main() -> anyhow::Result<()> {
     publisher.ping().await?;
     let events: Vec<LogEvent> = (0..total)
         .map(|i| {
-            LogEvent::new(LogPayload {
+            let payload = LogPayload {
                 name: format!("bench event {i}").try_into().unwrap(),
                 data: format!("payload of event {i}, about as long as a real log line").try_into().unwrap(),
                 level: Some(Level::ALL[i % 3]),
-            })
+            };
+            LogEvent::new(payload, None)
         })
         .collect();
     let client = mongo.client().await;

@@ -98,7 +98,9 @@ fn into_event(body: OriginalBody, origin: &Origin<'_>) -> Result<LogEvent, Strin
         .timestamp
         .and_then(|seconds| DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0))
         .unwrap_or(origin.arrived);
-    let event = LogEvent { id: event_id(origin.message_id), name: body.name, data: body.data, level, created_at };
+    // The Go original's tokenless publishers: no subject.
+    let event =
+        LogEvent { id: event_id(origin.message_id), name: body.name, data: body.data, level, created_at, sub: None };
     event.validate().map_err(|e| format!("invalid log event: {e}"))?;
     Ok(event)
 }

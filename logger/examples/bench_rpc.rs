@@ -82,6 +82,7 @@ async fn run(entries: usize, callers: usize, batch: BatchSettings) -> anyhow::Re
                         data: "x".repeat(100),
                         level: Level::Info,
                         event_id: None,
+                        sub: None,
                     };
                     rpc.write_log(entry).await?;
                 }

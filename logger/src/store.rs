@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contract::log::{Level, LogEntry, LogError, StoredEntry};
+use contract::log::{EntryId, Level, LogEntry, LogError, StoredEntry};
+use contract::validate::Problem;
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc, oid::ObjectId};
 use mongodb::error::{ErrorKind, InsertManyError, RETRYABLE_WRITE_ERROR};
@@ -61,6 +62,9 @@ pub struct LogDocument {
     pub level: Level,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// The `sub` of the caller's token; absent without one (and in older documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
 }
@@ -75,6 +79,7 @@ impl LogDocument {
             data: entry.data,
             level: entry.level,
             event_id: entry.event_id.map(|id| id.hyphenated().to_string()),
+            sub: entry.sub,
             created_at: now,
             updated_at: now,
         }
@@ -94,6 +99,7 @@ impl LogDocument {
             data: self.data,
             level: self.level,
             event_id,
+            sub: self.sub,
             created_at: to_chrono(self.created_at),
             updated_at: to_chrono(self.updated_at),
         }
@@ -104,10 +110,12 @@ fn to_chrono(at: bson::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or_default()
 }
 
-/// An entry id as clients send it: 24 hex digits, else [`LogError::Invalid`].
+/// An entry id as clients send it, by the contract's rule ([`EntryId`]), else [`LogError::Invalid`]
+/// naming `field`.
 pub fn parse_id(field: &str, id: &str) -> Result<ObjectId, LogError> {
-    ObjectId::parse_str(id.trim())
-        .map_err(|_| LogError::Invalid(format!("{field} must be an entry id of 24 hex digits, got {id:?}")))
+    let invalid = |problem: Problem| LogError::Invalid(problem.at(field).to_string());
+    let id = EntryId::parse(id.to_owned()).map_err(invalid)?;
+    ObjectId::parse_str(id.as_str()).map_err(|_| invalid(Problem::new("is not an ObjectId")))
 }
 
 /// Handle to the `logs` collection; cheap to clone.
@@ -253,8 +261,8 @@ impl LogStore {
             .collect())
     }
 
-    /// At most `limit` entries, newest first, older than the entry `before` when given.
-    /// Ordered by (`created_at`, `_id`) descending: ids break ties between entries of the same
+    /// At most `limit` entries, newest first, older than the entry `before` when given; no entry
+    /// `before` is [`LogError::NotFound`] (a page after nothing is not an empty page). Ordered by (`created_at`, `_id`) descending: ids break ties between entries of the same
     /// millisecond, and paging from an entry continues exactly after it.
     pub async fn recent(&self, limit: u32, before: Option<&str>) -> Result<Vec<StoredEntry>, LogError> {
         let filter = match before {
@@ -268,7 +276,7 @@ impl LogStore {
                         raw.find_one(doc! { "_id": id }).projection(doc! { "created_at": 1 }),
                     )
                     .await?
-                    .ok_or_else(|| LogError::Invalid(format!("before: no entry has the id {before:?}")))?;
+                    .ok_or_else(|| LogError::NotFound(format!("{before} (the `before` of the page)")))?;
                 let created_at = anchor
                     .get_datetime("created_at")
                     .map_err(|_| LogError::Invalid(format!("before: entry {before:?} has no created_at")))?;
@@ -372,15 +380,19 @@ mod tests {
         assert!(parse_id("id", "65f1c0ffee0000000000abcd").is_ok());
         for bad in ["", "nope", "65f1c0ffee0000000000abc", "65f1c0ffee0000000000abcdz", "zzzzzzzzzzzzzzzzzzzzzzzz"] {
             let error = parse_id("id", bad).unwrap_err();
-            assert!(matches!(&error, LogError::Invalid(m) if m.contains("24 hex digits")), "{bad:?}: {error:?}");
+            assert!(
+                matches!(&error, LogError::Invalid(m) if m == "invalid field `id`: must be an entry id of 24 hex digits"),
+                "{bad:?}: {error:?}"
+            );
         }
     }
 
     #[test]
     fn a_document_without_an_event_id_has_no_event_id_field() {
-        let entry = LogEntry { name: "n".into(), data: "d".into(), level: Level::Warning, event_id: None };
+        let entry = LogEntry { name: "n".into(), data: "d".into(), level: Level::Warning, event_id: None, sub: None };
         let doc = bson::to_document(&LogDocument::new(entry)).unwrap();
         assert!(!doc.contains_key("event_id"), "{doc}");
+        assert!(!doc.contains_key("sub"), "{doc}");
         assert_eq!(doc.get_str("level").unwrap(), "WARNING");
         assert_eq!(doc.get_datetime("created_at").unwrap(), doc.get_datetime("updated_at").unwrap());
     }
@@ -397,7 +409,8 @@ mod tests {
     #[test]
     fn event_ids_round_trip_as_hyphenated_uuids() {
         let id = uuid::Uuid::new_v4();
-        let entry = LogEntry { name: "n".into(), data: String::new(), level: Level::Info, event_id: Some(id) };
+        let entry =
+            LogEntry { name: "n".into(), data: String::new(), level: Level::Info, event_id: Some(id), sub: None };
         let doc = LogDocument::new(entry);
         assert_eq!(doc.event_id.as_deref(), Some(id.hyphenated().to_string().as_str()));
         assert_eq!(doc.into_stored().event_id, Some(id));

@@ -341,11 +341,10 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(5);
 
     fn event(name: &str, level: Level) -> LogEvent {
-        LogEvent::new(LogPayload {
-            name: name.parse().unwrap(),
-            data: "some data".parse().unwrap(),
-            level: Some(level),
-        })
+        LogEvent::new(
+            LogPayload { name: name.parse().unwrap(), data: "some data".parse().unwrap(), level: Some(level) },
+            None,
+        )
     }
 
     /// A unique topology, and a plain channel to inspect it.

@@ -28,10 +28,11 @@ use tokio::task::JoinHandle;
 
 /// The largest RPC frame either side accepts: a full `write_many` of maximal plain-text entries
 /// (tokio-util's default of 8 MiB is too small for it). The server uses the same limit. JSON
-/// escaping can make a batch of control characters several times larger than its text; such a
-/// call fails as [`RpcError::Unreachable`], and smaller batches go through.
+/// escaping, or multi-byte characters (the limits count characters), can make a batch several
+/// times larger than its text; such a call fails as [`RpcError::Unreachable`], and smaller
+/// batches go through.
 pub const MAX_FRAME_BYTES: usize = contract::log::MAX_BATCH
-    * (contract::validate::MAX_LOG_DATA_BYTES + contract::validate::MAX_LOG_NAME_BYTES + 128)
+    * (contract::validate::MAX_LOG_DATA_CHARS + contract::validate::MAX_LOG_NAME_CHARS + 128)
     + 64 * 1024;
 
 /// Why a logger call failed, in terms a caller can act on.
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
 
     fn entry() -> LogEntry {
-        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None }
+        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None, sub: None }
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use contract::Envelope;
 use contract::auth::{Credentials, User};
 use contract::handle::{HandleRequest, LogsQuery};
-use contract::log::{Level, LogPayload, StoredEntry};
+use contract::log::{EntryId, Level, LogPayload, StoredEntry};
 use contract::mail::MailPayload;
 use contract::paths;
 use contract::token::SignedIn;
@@ -24,10 +24,11 @@ use crate::state::AppState;
                        authentication (REST), logger (tarpc), mailer (REST) or RabbitMQ (AMQP). Every \
                        answer, success or failure, is the envelope `{\"error\", \"message\", \"data\"?}`.",
     ),
-    modifiers(&AnyValue),
+    modifiers(&AnyValue, &BearerToken),
     paths(handle::handle, root::hit, root::ping, health, ready, openapi_json),
     components(schemas(
-        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, User, SignedIn, StoredEntry
+        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, EntryId, User, SignedIn,
+        StoredEntry
     )),
     tags(
         (name = "broker", description = "What the frontend calls."),
@@ -35,6 +36,22 @@ use crate::state::AppState;
     ),
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme `/handle` names: the access token of the `auth` action.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("`data.token` of the `auth` action, as `Authorization: Bearer <token>`."))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// Registers the schema of `serde_json::Value` (any JSON), which the envelope's default `data`
 /// refers to; utoipa's `components(schemas(...))` cannot list it.

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use contract::handle::HandleRequest;
-use serde_json::Value;
+use contract::validate;
+use serde_json::{Value, json};
 
 use crate::helpers::{Answer, settings_with_downstreams_down, spawn_broker};
 
@@ -121,7 +122,7 @@ async fn the_openapi_document_describes_every_action_status_and_the_error_envelo
     assert_eq!(actions, HandleRequest::ACTIONS.into_iter().collect::<BTreeSet<_>>());
 
     // Every status the handler answers with, each with a JSON envelope.
-    for status in ["200", "202", "400", "401", "413", "415", "429", "502", "504"] {
+    for status in ["200", "202", "400", "401", "404", "413", "415", "429", "502", "503", "504"] {
         let schema = &handle["responses"][status]["content"]["application/json"]["schema"]["$ref"];
         let name = schema.as_str().unwrap_or_else(|| panic!("status {status} has no body schema"));
         assert!(name.starts_with("#/components/schemas/Envelope"), "{status}: {name}");
@@ -129,6 +130,35 @@ async fn the_openapi_document_describes_every_action_status_and_the_error_envelo
     let envelope = &doc["components"]["schemas"]["Envelope"];
     assert_eq!(envelope["required"], serde_json::json!(["error", "message"]));
     assert_eq!(envelope["properties"]["error"]["type"], "boolean");
+
+    // The limits the server enforces, stated from the same constants.
+    let schemas = &doc["components"]["schemas"];
+    let cases = [
+        (&schemas["EmailAddress"], "maxLength", json!(validate::MAX_EMAIL_BYTES)),
+        (&schemas["EmailAddress"], "format", json!("email")),
+        (&schemas["Password"], "maxLength", json!(validate::MAX_PASSWORD_CHARS)),
+        (&schemas["Password"], "minLength", json!(1)),
+        (&schemas["LogName"], "maxLength", json!(validate::MAX_LOG_NAME_CHARS)),
+        (&schemas["LogData"], "maxLength", json!(validate::MAX_LOG_DATA_CHARS)),
+        (&schemas["Subject"], "maxLength", json!(validate::MAX_SUBJECT_CHARS)),
+        (&schemas["MessageText"], "maxLength", json!(validate::MAX_MESSAGE_CHARS)),
+        (&schemas["RecentLimit"], "type", json!("integer")),
+        (&schemas["RecentLimit"], "minimum", json!(1)),
+        (&schemas["RecentLimit"], "maximum", json!(u32::MAX)),
+        (&schemas["EntryId"], "pattern", json!("^[0-9a-fA-F]{24}$")),
+        (&schemas["Credentials"], "required", json!(["email", "password"])),
+        (&schemas["MailPayload"], "required", json!(["to", "subject", "message"])),
+        (&schemas["LogPayload"], "required", json!(["name", "data"])),
+    ];
+    for (schema, keyword, expected) in cases {
+        assert_eq!(schema[keyword], expected, "{keyword} of {schema}");
+    }
+    for one_line in ["LogName", "Subject"] {
+        let pattern = schemas[one_line]["pattern"].as_str().expect("a pattern for the one-line rule");
+        assert!(pattern.starts_with("^(?![\\s\\S]*[\\u0000-\\u001F\\u007F-\\u009F])"), "{one_line}: {pattern}");
+    }
+    assert_eq!(handle["security"], json!([{}, {"bearer": []}]), "a token is optional for /handle as a whole");
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 
     // The operational routes are there too, and no reference dangles.
     for path in ["/", "/ping", "/health", "/ready", "/openapi.json"] {

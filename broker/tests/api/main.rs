@@ -13,4 +13,5 @@ mod helpers;
 mod limits;
 mod login_storm;
 mod stack;
+mod subjects;
 mod tokens;

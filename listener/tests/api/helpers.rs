@@ -47,11 +47,12 @@ pub async fn assert_stored_exactly_once(mongo: &TestMongo, expected: &[LogEvent]
 pub fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| {
-            LogEvent::new(LogPayload {
+            let payload = LogPayload {
                 name: format!("event {i}").try_into().unwrap(),
                 data: format!("data of event {i}").try_into().unwrap(),
                 level: Some(Level::ALL[i % Level::ALL.len()]),
-            })
+            };
+            LogEvent::new(payload, None)
         })
         .collect()
 }

@@ -13,6 +13,6 @@ use crate::service::LogService;
 pub async fn write(logs: web::Data<LogService>, body: web::Json<validate::JsonBody>) -> Result<HttpResponse, ApiError> {
     let payload: LogPayload = validate::from_value(body.into_inner().into_inner()).map_err(LogError::from)?;
     tracing::Span::current().record("name", payload.name.as_str());
-    let id = logs.write(payload.into_entry(None), None).await?;
+    let id = logs.write(payload.into_entry(None, None), None).await?;
     Ok(service_kit::http::envelope(StatusCode::ACCEPTED, &Envelope::with_data("logged", json!({ "id": id }))))
 }

@@ -1,5 +1,6 @@
 //! `GET /logs?limit=&before=`: newest first, `limit` (default 20, at most 100) entries older
-//! than the entry `before`; the next page is `before=<id of the last entry>`.
+//! than the entry `before`; the next page is `before=<id of the last entry>`. A `before` that is
+//! no entry's id is a 404, as `GET /logs/{id}` of it is.
 //! `GET /logs/{id}`: one entry, 404 when absent, 400 when the id is malformed.
 
 use actix_web::error::QueryPayloadError;

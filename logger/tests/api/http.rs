@@ -1,4 +1,4 @@
-use contract::validate::{MAX_LOG_DATA_BYTES, MAX_LOG_NAME_BYTES};
+use contract::validate::{MAX_LOG_DATA_CHARS, MAX_LOG_NAME_CHARS};
 use serde_json::json;
 
 use crate::helpers::{entry, spawn_app, spawn_app_with};
@@ -113,14 +113,14 @@ async fn bad_requests_are_refused_with_a_message_that_names_the_problem_and_noth
         ("empty name", br#"{"name":"","data":"d"}"#.to_vec(), json, 400, "`name`: must not be empty"),
         (
             "name over the limit",
-            serde_json::to_vec(&json!({"name": "n".repeat(MAX_LOG_NAME_BYTES + 1), "data": "d"})).unwrap(),
+            serde_json::to_vec(&json!({"name": "n".repeat(MAX_LOG_NAME_CHARS + 1), "data": "d"})).unwrap(),
             json,
             400,
             "`name`: must be at most",
         ),
         (
             "data over the limit",
-            serde_json::to_vec(&json!({"name": "n", "data": "d".repeat(MAX_LOG_DATA_BYTES + 1)})).unwrap(),
+            serde_json::to_vec(&json!({"name": "n", "data": "d".repeat(MAX_LOG_DATA_CHARS + 1)})).unwrap(),
             json,
             400,
             "`data`: must be at most",
@@ -152,7 +152,6 @@ async fn bad_listing_queries_are_400() {
         ("?limit=-1", "invalid query string", "negative limit"),
         ("?limit=0", "`limit`: must be at least 1", "zero limit"),
         ("?before=nope", "24 hex digits", "malformed before"),
-        ("?before=65f1c0ffee0000000000abcd", "no entry has the id", "before an unknown entry"),
     ];
     for (query, message, why) in cases {
         let response = app.get(&format!("/logs{query}")).await;
@@ -161,6 +160,17 @@ async fn bad_listing_queries_are_400() {
         assert_eq!(body["error"], true, "{why}");
         let text = body["message"].as_str().unwrap();
         assert!(text.contains(message), "{why}: {text:?} should contain {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_before_an_unknown_entry_is_404_as_the_entry_is() {
+    let app = spawn_app().await;
+    for path in ["/logs?before=65f1c0ffee0000000000abcd", "/logs/65f1c0ffee0000000000abcd"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status, 404, "{path}: {}", response.body);
+        let text = response.body["message"].as_str().unwrap();
+        assert!(text.starts_with("log entry not found: 65f1c0ffee0000000000abcd"), "{path}: {text}");
     }
 }
 

@@ -6,7 +6,7 @@ use contract::Envelope;
 use contract::auth::Credentials;
 use contract::event::LogEvent;
 use contract::handle::LogsQuery;
-use contract::log::{Level, LogPayload};
+use contract::log::{EntryId, Level, LogPayload};
 use contract::mail::MailPayload;
 use contract::paths;
 use contract::token::SignedIn;
@@ -27,7 +27,9 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
     let email = &credentials.email;
     match answer {
         Ok(Envelope { data: Some(user), .. }) => {
-            emit_login_event(downstreams, Level::Info, format!("{email} logged in"));
+            // Recorded as the subject of the token just issued (authentication signs `sub` = id).
+            let sub = user.token.is_some().then(|| user.user.id.to_string());
+            emit_login_event(downstreams, Level::Info, format!("{email} logged in"), sub);
             Ok(envelope(StatusCode::ACCEPTED, &Envelope::with_data("Authenticated!", user)))
         }
         Ok(Envelope { data: None, .. }) => Err(DownstreamError::Failed {
@@ -37,7 +39,7 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
         .into()),
         // Ours answers 401, the Go original 400 `invalid credentials`: the caller gets 401 for both.
         Err(error) if go_original::is_wrong_credentials(&error) => {
-            emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"));
+            emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"), None);
             Err(HandleError::InvalidCredentials)
         }
         Err(error) => Err(error.into()),
@@ -46,12 +48,12 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
 
 /// Publishes a login event in the background: the caller's answer never waits for RabbitMQ,
 /// and a failure to publish is logged, not returned. The publisher's timeout bounds the task.
-fn emit_login_event(downstreams: &Downstreams, level: Level, data: String) {
+fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: Option<String>) {
     // A constant name and an address with a few words are always within the log limits.
     let (Ok(name), Ok(data)) = (LOGIN_EVENT_NAME.parse(), data.parse()) else {
         return tracing::warn!("the login event is outside the log limits; not recorded");
     };
-    let event = LogEvent::new(LogPayload { name, data, level: Some(level) });
+    let event = LogEvent::new(LogPayload { name, data, level: Some(level) }, sub);
     let events = downstreams.events.clone();
     let span = tracing::info_span!("login_event", event_id = %event.id);
     tokio::spawn(
@@ -64,17 +66,26 @@ fn emit_login_event(downstreams: &Downstreams, level: Level, data: String) {
     );
 }
 
-/// `log`: stores the entry through the logger's RPC server.
+/// `log`: stores the entry, with the caller's token subject, through the logger's RPC server.
 #[tracing::instrument(name = "action.log", skip_all, fields(name = payload.name.as_str()))]
-pub async fn log(downstreams: &Downstreams, payload: LogPayload) -> Result<HttpResponse, HandleError> {
-    downstreams.logger.write_log(payload.into_entry(None)).await.map_err(DownstreamError::from)?;
+pub async fn log(
+    downstreams: &Downstreams,
+    payload: LogPayload,
+    sub: Option<String>,
+) -> Result<HttpResponse, HandleError> {
+    downstreams.logger.write_log(payload.into_entry(None, sub)).await.map_err(DownstreamError::from)?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged")))
 }
 
-/// `event`: publishes the entry to RabbitMQ and answers once the broker confirmed it.
+/// `event`: publishes the entry, with the caller's token subject, to RabbitMQ and answers once
+/// the broker confirmed it.
 #[tracing::instrument(name = "action.event", skip_all, fields(name = payload.name.as_str()))]
-pub async fn event(downstreams: &Downstreams, payload: LogPayload) -> Result<HttpResponse, HandleError> {
-    downstreams.events.publish(&LogEvent::new(payload)).await.map_err(DownstreamError::from)?;
+pub async fn event(
+    downstreams: &Downstreams,
+    payload: LogPayload,
+    sub: Option<String>,
+) -> Result<HttpResponse, HandleError> {
+    downstreams.events.publish(&LogEvent::new(payload, sub)).await.map_err(DownstreamError::from)?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
 }
 
@@ -85,9 +96,11 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to))))
 }
 
-/// `logs`: the newest entries first.
-#[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit()))]
+/// `logs`: the newest entries first, older than `before` when given (no such entry: 404).
+#[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit(), before = ?query.before))]
 pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpResponse, HandleError> {
-    let entries = downstreams.logger.recent(query.effective_limit(), None).await.map_err(DownstreamError::from)?;
+    let limit = query.effective_limit();
+    let entries =
+        downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)).await.map_err(DownstreamError::from)?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
 }

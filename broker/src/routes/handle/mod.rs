@@ -97,10 +97,14 @@ impl ResponseError for HandleError {
         (status = 400, description = "Not JSON, not an object, unknown action, missing payload, or a field \
                                       missing, of the wrong type or invalid; the message names it.",
          body = Envelope),
-        (status = 401, description = "`auth`: \"invalid credentials\". A protected action (`PROTECTED_ACTIONS`, \
-                                      default `logs`, `mail`) without a valid `Authorization: Bearer` token: \
-                                      the message says why (missing, expired, bad signature, wrong audience, \
-                                      unknown key); `WWW-Authenticate: Bearer` per RFC 6750.", body = Envelope),
+        (status = 401, description = "`auth`: \"invalid credentials\" (also for a password over 72 bytes, which \
+                                      no account has). A protected action (`PROTECTED_ACTIONS`, default `logs`, \
+                                      `mail`) without a valid `Authorization: Bearer` token, or any action but \
+                                      `auth` with a bad one: the message says why (missing, expired, bad \
+                                      signature, wrong audience, unknown key); `WWW-Authenticate: Bearer` per \
+                                      RFC 6750.", body = Envelope),
+        (status = 404, description = "`logs`: no entry has the id `before` (as the logger's \
+                                      `GET /logs?before=` answers).", body = Envelope),
         (status = 413, description = "The body is larger than 1 MiB.", body = Envelope),
         (status = 429, description = "The client is over its rate (`RATE_LIMIT_PER_MINUTE`, `RATE_LIMIT_BURST`), \
                                       or `auth` after too many failed logins for this email or from this client; \
@@ -118,6 +122,9 @@ impl ResponseError for HandleError {
                                       names it and the timeout.",
          body = Envelope),
     ),
+    // Optional: only the `PROTECTED_ACTIONS` need a token; a token sent with another action but
+    // `auth` is verified (401 if bad) and its `sub` recorded.
+    security((), ("bearer" = [])),
 )]
 #[tracing::instrument(name = "handle", skip_all, fields(action = tracing::field::Empty, sub = tracing::field::Empty))]
 pub async fn handle(
@@ -132,8 +139,9 @@ pub async fn handle(
     let downstreams = &state.downstreams;
     let action = HandleRequest::parse(&body)?;
     tracing::Span::current().record("action", action.action());
-    if let Some(claims) = state.tokens.check(&request, action.action()).await? {
-        tracing::Span::current().record("sub", claims.sub.as_str());
+    let sub = state.tokens.check(&request, action.action()).await?.map(|claims| claims.sub);
+    if let Some(sub) = &sub {
+        tracing::Span::current().record("sub", sub.as_str());
     }
     match action {
         HandleRequest::Auth { auth } => {
@@ -149,8 +157,8 @@ pub async fn handle(
             }
             answer
         }
-        HandleRequest::Log { log } => actions::log(downstreams, log).await,
-        HandleRequest::Event { log } => actions::event(downstreams, log).await,
+        HandleRequest::Log { log } => actions::log(downstreams, log, sub).await,
+        HandleRequest::Event { log } => actions::event(downstreams, log, sub).await,
         HandleRequest::Mail { mail } => actions::mail(downstreams, mail).await,
         HandleRequest::Logs { logs } => actions::logs(downstreams, logs).await,
     }
