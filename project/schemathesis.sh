@@ -56,4 +56,7 @@ args=(run "$BROKER_URL/openapi.json" --url "$BROKER_URL" --checks all --max-time
   --report junit,pytest --report-dir "$REPORT_DIR")
 [ -z "${SCHEMATHESIS_SEED:-}" ] || args+=(--seed "$SCHEMATHESIS_SEED")
 log "schemathesis $("$SCHEMATHESIS" --version | awk '{print $NF}') against $BROKER_URL, every check, ${MAX_TIME}s (reports: $REPORT_DIR)"
+# From the report directory: schemathesis keeps its cache of failing cases (replayed first on the
+# next run) in ./.schemathesis, which belongs there and not in the checkout.
+cd "$REPORT_DIR"
 NO_COLOR=1 "$SCHEMATHESIS" --config-file "$LIB_DIR/schemathesis.toml" "${args[@]}"
