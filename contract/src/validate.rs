@@ -180,8 +180,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(serde::de::Error::custom(format_args!("duplicate key {shown:?}")));
+                return Err(serde::de::Error::custom(format_args!("duplicate key {}", quote(&key))));
             }
             let JsonBody(value) = map.next_value()?;
             object.insert(key, value);
@@ -190,10 +189,37 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
     }
 }
 
+/// How many characters of a refused value [`quote`] shows.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A refused value as a message may name it: quoted and escaped (`"a\nb"`, so no control
+/// character reaches a log line or a terminal), and cut to its first [`MAX_QUOTED_CHARS`]
+/// characters followed by its whole length when longer. Every message that names a value the
+/// caller sent goes through this, so no answer or log line echoes a value at length.
+pub fn quote(value: &str) -> String {
+    let (prefix, cut) = escaped_prefix(value);
+    format!("\"{prefix}\"{cut}")
+}
+
+/// The escaped prefix of `value` that [`quote`] shows, and what it says of the rest.
+fn escaped_prefix(value: &str) -> (String, String) {
+    let prefix: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+    let escaped = prefix.escape_debug().to_string();
+    let cut = if prefix.len() < value.len() { format!("... ({} bytes)", value.len()) } else { String::new() };
+    (escaped, cut)
+}
+
 /// A serde error message without the offending value: `invalid type: integer `12345`, expected
 /// a string` becomes `invalid type: integer, expected a string`. Error messages are shown to
-/// callers and logged, and the value may be a password.
+/// callers and logged, and the value may be a password. A name serde quotes back (`unknown
+/// variant `LOUD``, `unknown field `x``) is kept, through [`quote`].
 pub fn without_values(message: &str) -> String {
+    for marker in ["unknown variant `", "unknown field `"] {
+        let Some(start) = message.find(marker).map(|i| i + marker.len()) else { continue };
+        let Some(end) = message[start..].rfind("`, expected").map(|i| start + i) else { continue };
+        let (prefix, cut) = escaped_prefix(&message[start..end]);
+        return format!("{}{prefix}`{cut}{}", &message[..start], &message[end + 1..]);
+    }
     for marker in ["invalid type: ", "invalid value: "] {
         let Some(start) = message.find(marker).map(|i| i + marker.len()) else { continue };
         let Some(end) = message[start..].rfind(", expected").map(|i| start + i) else { continue };
@@ -389,6 +415,40 @@ mod tests {
         for (given, expected) in cases {
             assert_eq!(without_values(given), expected);
         }
+    }
+
+    #[test]
+    fn refused_values_are_quoted_escaped_and_cut_short() {
+        let long = "x".repeat(500_000);
+        let cases = [
+            ("dance", r#""dance""#, "a short value"),
+            ("", r#""""#, "empty"),
+            ("a\"b\\c", r#""a\"b\\c""#, "quotes and backslashes escaped"),
+            ("a\r\nb\0c\u{1b}", r#""a\r\nb\0c\u{1b}""#, "control characters escaped"),
+            (&long[..MAX_QUOTED_CHARS], &format!("{:?}", &long[..MAX_QUOTED_CHARS]), "exactly the limit: not cut"),
+        ];
+        for (value, expected, why) in cases {
+            assert_eq!(quote(value), expected, "{why}");
+        }
+        let cut = quote(&long);
+        assert_eq!(cut, format!("\"{}\"... (500000 bytes)", "x".repeat(MAX_QUOTED_CHARS)));
+        let wide = quote(&"é".repeat(100));
+        assert!(wide.starts_with(&format!("\"{}\"", "é".repeat(MAX_QUOTED_CHARS))) && wide.ends_with("(200 bytes)"), "{wide}");
+    }
+
+    #[test]
+    fn an_unknown_variant_is_named_short_and_escaped() {
+        let long = format!("unknown variant `{}`, expected one of `INFO`, `WARNING`", "L".repeat(1000));
+        let cases = [
+            ("unknown variant `LOUD`, expected one of `INFO`", "unknown variant `LOUD`, expected one of `INFO`"),
+            ("unknown variant `a\nb`, expected `INFO`", "unknown variant `a\\nb`, expected `INFO`"),
+            ("unknown field `x`, expected `name`", "unknown field `x`, expected `name`"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(without_values(given), expected);
+        }
+        let shown = without_values(&long);
+        assert_eq!(shown, format!("unknown variant `{}`... (1000 bytes), expected one of `INFO`, `WARNING`", "L".repeat(64)));
     }
 
     #[test]
