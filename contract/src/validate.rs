@@ -433,7 +433,10 @@ mod tests {
         let cut = quote(&long);
         assert_eq!(cut, format!("\"{}\"... (500000 bytes)", "x".repeat(MAX_QUOTED_CHARS)));
         let wide = quote(&"é".repeat(100));
-        assert!(wide.starts_with(&format!("\"{}\"", "é".repeat(MAX_QUOTED_CHARS))) && wide.ends_with("(200 bytes)"), "{wide}");
+        assert!(
+            wide.starts_with(&format!("\"{}\"", "é".repeat(MAX_QUOTED_CHARS))) && wide.ends_with("(200 bytes)"),
+            "{wide}"
+        );
     }
 
     #[test]
@@ -448,7 +451,67 @@ mod tests {
             assert_eq!(without_values(given), expected);
         }
         let shown = without_values(&long);
-        assert_eq!(shown, format!("unknown variant `{}`... (1000 bytes), expected one of `INFO`, `WARNING`", "L".repeat(64)));
+        assert_eq!(
+            shown,
+            format!("unknown variant `{}`... (1000 bytes), expected one of `INFO`, `WARNING`", "L".repeat(64))
+        );
+    }
+
+    /// Issue 16: NUL, CR, LF and the other C0 controls are refused wherever one line is meant
+    /// (through `/handle`, and at the RPC and AMQP seams that carry the same fields), while a
+    /// log's data and a mail's message keep their newlines.
+    #[test]
+    fn control_characters_are_refused_where_a_single_line_is_meant() {
+        use crate::handle::HandleRequest;
+        let single_line_fields: [(&str, fn(&str) -> String); 8] = [
+            ("log.name", |c| format!(r#"{{"action":"log","log":{{"name":"a{c}b","data":"d"}}}}"#)),
+            ("event name (log.name)", |c| format!(r#"{{"action":"event","log":{{"name":"a{c}b","data":"d"}}}}"#)),
+            ("log.level", |c| format!(r#"{{"action":"log","log":{{"name":"n","data":"d","level":"INFO{c}"}}}}"#)),
+            ("event level", |c| format!(r#"{{"action":"event","log":{{"name":"n","data":"d","level":"{c}ERROR"}}}}"#)),
+            ("mail.subject", |c| {
+                format!(r#"{{"action":"mail","mail":{{"to":"a@b.c","subject":"s{c}t","message":"m"}}}}"#)
+            }),
+            ("mail.to", |c| format!(r#"{{"action":"mail","mail":{{"to":"a{c}x@b.c","subject":"s","message":"m"}}}}"#)),
+            ("mail.from", |c| {
+                format!(r#"{{"action":"mail","mail":{{"from":"x{c}@b.c","to":"a@b.c","subject":"s","message":"m"}}}}"#)
+            }),
+            ("auth.email", |c| format!(r#"{{"action":"auth","auth":{{"email":"a{c}@b.c","password":"p"}}}}"#)),
+        ];
+        // JSON escapes of NUL, CR, LF, TAB, ESC, the last C0 control, and DEL.
+        let controls = [r"\u0000", r"\r", r"\n", r"\t", r"\u001b", r"\u001f", r"\u007f"];
+        for (field, body) in single_line_fields {
+            for control in controls {
+                let body = body(control);
+                let refused = HandleRequest::parse(body.as_bytes());
+                assert!(refused.is_err(), "{field} with {control} accepted: {body}");
+                let message = refused.unwrap_err().to_string();
+                let raw = serde_json::from_str::<String>(&format!("\"{control}\"")).unwrap();
+                assert!(!message.contains(&raw), "{field}: the control character is echoed raw: {message:?}");
+            }
+        }
+        for control in ["\0", "\r", "\n", "\u{1b}"] {
+            let entry = crate::log::LogEntry {
+                name: format!("a{control}b"),
+                data: "d".into(),
+                level: Default::default(),
+                event_id: None,
+            };
+            assert_eq!(entry.validate().unwrap_err().field, "name", "an RPC entry's name with {control:?}");
+            let event = crate::event::LogEvent::new(crate::log::LogPayload {
+                name: "n".parse().unwrap(),
+                data: "d".parse().unwrap(),
+                level: None,
+            });
+            let event = crate::event::LogEvent { name: format!("a{control}b"), ..event };
+            assert_eq!(event.validate().unwrap_err().field, "name", "an AMQP event's name with {control:?}");
+        }
+        let multi_line = [
+            r#"{"action":"log","log":{"name":"n","data":"line 1\nline 2\r\n\tindented"}}"#,
+            r#"{"action":"mail","mail":{"to":"a@b.c","subject":"s","message":"Hello,\r\n\r\nbye"}}"#,
+        ];
+        for body in multi_line {
+            assert!(HandleRequest::parse(body.as_bytes()).is_ok(), "newlines are kept in {body}");
+        }
     }
 
     #[test]
