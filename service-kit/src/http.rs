@@ -448,6 +448,34 @@ mod tests {
     }
 
     #[test]
+    fn allowed_hosts_match_the_name_on_any_port() {
+        let defaults: Vec<String> = crate::settings::DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+        let allowed = AllowedHosts::new(&defaults);
+        let cases = [
+            ("localhost", true),
+            ("localhost:8080", true),
+            ("LocalHost.:8080", true),
+            ("127.0.0.1:1", true),
+            ("[::1]", true),
+            ("[::1]:8080", true),
+            ("broker:8080", true),
+            ("authentication:8083", true),
+            ("evil.example", false),
+            ("localhost.evil.example", false),
+            ("127.0.0.2", false),
+            ("[::2]:80", false),
+            ("broker:port", false),
+            ("", false),
+        ];
+        for (host, expected) in cases {
+            assert_eq!(allowed.allows(host), expected, "{host:?}");
+        }
+        assert!(AllowedHosts::new(&["*".into()]).allows("anything:1"));
+        let public = AllowedHosts::new(&["broker".into(), "Broker.Micro.Example.com".into()]);
+        assert!(public.allows("broker.micro.example.com") && !public.allows("localhost"));
+    }
+
+    #[test]
     fn json_content_types_are_accepted_with_or_without_parameters() {
         for value in ["application/json", "application/json; charset=utf-8", "Application/JSON"] {
             assert!(require_json(&with_content_type(value)).is_ok(), "{value}");

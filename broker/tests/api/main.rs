@@ -6,6 +6,7 @@ mod actions;
 mod bad_input;
 mod basics;
 mod downstream_failures;
+mod edge;
 mod events;
 mod go_original;
 mod helpers;
