@@ -463,7 +463,9 @@ mod tests {
     #[test]
     fn control_characters_are_refused_where_a_single_line_is_meant() {
         use crate::handle::HandleRequest;
-        let single_line_fields: [(&str, fn(&str) -> String); 8] = [
+        /// A body with the control character (as a JSON escape) in one field.
+        type WithControl = fn(&str) -> String;
+        let single_line_fields: [(&str, WithControl); 8] = [
             ("log.name", |c| format!(r#"{{"action":"log","log":{{"name":"a{c}b","data":"d"}}}}"#)),
             ("event name (log.name)", |c| format!(r#"{{"action":"event","log":{{"name":"a{c}b","data":"d"}}}}"#)),
             ("log.level", |c| format!(r#"{{"action":"log","log":{{"name":"n","data":"d","level":"INFO{c}"}}}}"#)),

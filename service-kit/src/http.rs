@@ -296,18 +296,16 @@ pub async fn allowed_host(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let path = request.path();
-    if path != contract::paths::HEALTH && path != contract::paths::READY {
-        if let Some(allowed) = request.app_data::<AllowedHosts>() {
-            // HTTP/1.1 puts the host in `Host`; an absolute-form request line in the URI.
-            let host = request.uri().authority().map(|authority| authority.as_str().to_owned()).or_else(|| {
-                request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            });
-            match host {
-                None => return Err(HostError::Missing.into()),
-                Some(host) if !allowed.allows(&host) => return Err(HostError::NotAllowed(host).into()),
-                Some(_) => {}
-            }
+    let probe = matches!(request.path(), contract::paths::HEALTH | contract::paths::READY);
+    if let Some(allowed) = request.app_data::<AllowedHosts>().filter(|_| !probe) {
+        // HTTP/1.1 puts the host in `Host`; an absolute-form request line in the URI.
+        let host = request.uri().authority().map(|authority| authority.as_str().to_owned()).or_else(|| {
+            request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        });
+        match host {
+            None => return Err(HostError::Missing.into()),
+            Some(host) if !allowed.allows(&host) => return Err(HostError::NotAllowed(host).into()),
+            Some(_) => {}
         }
     }
     next.call(request).await
