@@ -64,8 +64,8 @@ pub fn clipped(value: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The root span of every request (tracing-actix-web's fields, OpenTelemetry names), with every
-/// text the caller chose cut by [`clipped`], and one event when the request ends in an error:
-/// a refusal (4xx) at WARN with its message, a failure (5xx) at ERROR with its cause chain.
+/// text the caller chose cut by [`clipped`], and one event when the request ends in a 4xx or 5xx:
+/// a refusal at WARN, a failure at ERROR with its cause chain; the span carries the message.
 pub struct BoundedRootSpan;
 
 impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
@@ -105,17 +105,34 @@ impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
         };
         span.record("http.status_code", status.as_u16());
         span.record("otel.status_code", if status.is_server_error() { "ERROR" } else { "OK" });
-        let Some(error) = error else { return };
-        let message = error.to_string();
-        let message = clipped(&message);
-        span.record("exception.message", &*message);
-        span.in_scope(|| {
-            if status.is_server_error() {
+        if status.as_u16() < 400 {
+            return;
+        }
+        if let Some(error) = error {
+            span.record("exception.message", &*clipped(&error.to_string()));
+        }
+        span.in_scope(|| match error {
+            Some(error) if status.is_server_error() => {
                 let details = format!("{:?}", error.as_response_error());
                 tracing::error!(status = status.as_u16(), error.details = %clipped(&details), "request failed");
-            } else {
-                tracing::warn!(status = status.as_u16(), "request refused");
             }
+            _ if status.is_server_error() => tracing::error!(status = status.as_u16(), "request failed"),
+            // A 404 or a 405 has no error, only its status.
+            _ => tracing::warn!(status = status.as_u16(), "request refused"),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_text_is_cut_and_says_how_long_it_was() {
+        assert_eq!(clipped("/handle"), "/handle");
+        let exact = "x".repeat(MAX_LOGGED_CHARS);
+        assert_eq!(clipped(&exact), exact.as_str());
+        let long = "é".repeat(MAX_LOGGED_CHARS + 1);
+        assert_eq!(clipped(&long), format!("{}... ({} bytes)", "é".repeat(MAX_LOGGED_CHARS), long.len()));
     }
 }

@@ -103,4 +103,16 @@ async fn a_500_kb_unknown_action_is_logged_in_one_short_line() {
     let message = fields["span"]["exception.message"].as_str().or(fields["exception.message"].as_str());
     assert!(message.is_some_and(|m| m.contains("... (512000 bytes)")), "the message, cut, is in the line: {refused}");
     eprintln!("one request, {} lines, {total} bytes: {refused}", lines.len());
+
+    // A long path is the caller's too: the 404's line carries it cut short.
+    let before = logs.lines().len();
+    let long_path = format!("/{}", "p".repeat(30_000));
+    let answer = Answer::read(app.http.get(format!("{}{long_path}", app.address)).send().await.unwrap()).await;
+    answer.assert_error(404, "... (30001 bytes)", "a 30 KB path");
+    let missing = eventually("the 404's log line", Duration::from_secs(5), || async {
+        logs.lines().into_iter().skip(before).find(|line| line.contains("request refused"))
+    })
+    .await;
+    assert!(missing.len() < 4096, "a {}-byte log line for a 30 KB path", missing.len());
+    assert!(missing.contains("(30001 bytes)"), "the target, cut, says how long it was: {missing}");
 }
