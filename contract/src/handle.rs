@@ -60,7 +60,8 @@ pub enum RequestError {
     NotAnObject,
     #[error("missing field \"action\"; expected one of {}", HandleRequest::ACTIONS.join(", "))]
     MissingAction,
-    #[error("unknown action {action:?}; expected one of {expected}", action = .0, expected = HandleRequest::ACTIONS.join(", "))]
+    /// The action as sent; the message quotes a short prefix of it ([`validate::quote`]).
+    #[error("unknown action {action}; expected one of {expected}", action = validate::quote(.0), expected = HandleRequest::ACTIONS.join(", "))]
     UnknownAction(String),
     #[error("invalid {action:?} request: missing field `{key}`")]
     MissingPayload { action: &'static str, key: &'static str },

@@ -198,8 +198,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(serde::de::Error::custom(format_args!("duplicate key {shown:?}")));
+                return Err(serde::de::Error::custom(format_args!("duplicate key {}", quote(&key))));
             }
             let JsonBody(value) = map.next_value()?;
             object.insert(key, value);
@@ -208,10 +207,37 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys {
     }
 }
 
+/// How many characters of a refused value [`quote`] shows.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A refused value as a message may name it: quoted and escaped (`"a\nb"`, so no control
+/// character reaches a log line or a terminal), and cut to its first [`MAX_QUOTED_CHARS`]
+/// characters followed by its whole length when longer. Every message that names a value the
+/// caller sent goes through this, so no answer or log line echoes a value at length.
+pub fn quote(value: &str) -> String {
+    let (prefix, cut) = escaped_prefix(value);
+    format!("\"{prefix}\"{cut}")
+}
+
+/// The escaped prefix of `value` that [`quote`] shows, and what it says of the rest.
+fn escaped_prefix(value: &str) -> (String, String) {
+    let prefix: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+    let escaped = prefix.escape_debug().to_string();
+    let cut = if prefix.len() < value.len() { format!("... ({} bytes)", value.len()) } else { String::new() };
+    (escaped, cut)
+}
+
 /// A serde error message without the offending value: `invalid type: integer `12345`, expected
 /// a string` becomes `invalid type: integer, expected a string`. Error messages are shown to
-/// callers and logged, and the value may be a password.
+/// callers and logged, and the value may be a password. A name serde quotes back (`unknown
+/// variant `LOUD``, `unknown field `x``) is kept, through [`quote`].
 pub fn without_values(message: &str) -> String {
+    for marker in ["unknown variant `", "unknown field `"] {
+        let Some(start) = message.find(marker).map(|i| i + marker.len()) else { continue };
+        let Some(end) = message[start..].rfind("`, expected").map(|i| start + i) else { continue };
+        let (prefix, cut) = escaped_prefix(&message[start..end]);
+        return format!("{}{prefix}`{cut}{}", &message[..start], &message[end + 1..]);
+    }
     for marker in ["invalid type: ", "invalid value: "] {
         let Some(start) = message.find(marker).map(|i| i + marker.len()) else { continue };
         let Some(end) = message[start..].rfind(", expected").map(|i| start + i) else { continue };
@@ -466,6 +492,105 @@ mod tests {
         ];
         for (given, expected) in cases {
             assert_eq!(without_values(given), expected);
+        }
+    }
+
+    #[test]
+    fn refused_values_are_quoted_escaped_and_cut_short() {
+        let long = "x".repeat(500_000);
+        let cases = [
+            ("dance", r#""dance""#, "a short value"),
+            ("", r#""""#, "empty"),
+            ("a\"b\\c", r#""a\"b\\c""#, "quotes and backslashes escaped"),
+            ("a\r\nb\0c\u{1b}", r#""a\r\nb\0c\u{1b}""#, "control characters escaped"),
+            (&long[..MAX_QUOTED_CHARS], &format!("{:?}", &long[..MAX_QUOTED_CHARS]), "exactly the limit: not cut"),
+        ];
+        for (value, expected, why) in cases {
+            assert_eq!(quote(value), expected, "{why}");
+        }
+        let cut = quote(&long);
+        assert_eq!(cut, format!("\"{}\"... (500000 bytes)", "x".repeat(MAX_QUOTED_CHARS)));
+        let wide = quote(&"é".repeat(100));
+        assert!(
+            wide.starts_with(&format!("\"{}\"", "é".repeat(MAX_QUOTED_CHARS))) && wide.ends_with("(200 bytes)"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variant_is_named_short_and_escaped() {
+        let long = format!("unknown variant `{}`, expected one of `INFO`, `WARNING`", "L".repeat(1000));
+        let cases = [
+            ("unknown variant `LOUD`, expected one of `INFO`", "unknown variant `LOUD`, expected one of `INFO`"),
+            ("unknown variant `a\nb`, expected `INFO`", "unknown variant `a\\nb`, expected `INFO`"),
+            ("unknown field `x`, expected `name`", "unknown field `x`, expected `name`"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(without_values(given), expected);
+        }
+        let shown = without_values(&long);
+        assert_eq!(
+            shown,
+            format!("unknown variant `{}`... (1000 bytes), expected one of `INFO`, `WARNING`", "L".repeat(64))
+        );
+    }
+
+    /// Issue 16: NUL, CR, LF and the other C0 controls are refused wherever one line is meant
+    /// (through `/handle`, and at the RPC and AMQP seams that carry the same fields), while a
+    /// log's data and a mail's message keep their newlines.
+    #[test]
+    fn control_characters_are_refused_where_a_single_line_is_meant() {
+        use crate::handle::HandleRequest;
+        /// A body with the control character (as a JSON escape) in one field.
+        type WithControl = fn(&str) -> String;
+        let single_line_fields: [(&str, WithControl); 8] = [
+            ("log.name", |c| format!(r#"{{"action":"log","log":{{"name":"a{c}b","data":"d"}}}}"#)),
+            ("event name (log.name)", |c| format!(r#"{{"action":"event","log":{{"name":"a{c}b","data":"d"}}}}"#)),
+            ("log.level", |c| format!(r#"{{"action":"log","log":{{"name":"n","data":"d","level":"INFO{c}"}}}}"#)),
+            ("event level", |c| format!(r#"{{"action":"event","log":{{"name":"n","data":"d","level":"{c}ERROR"}}}}"#)),
+            ("mail.subject", |c| {
+                format!(r#"{{"action":"mail","mail":{{"to":"a@b.c","subject":"s{c}t","message":"m"}}}}"#)
+            }),
+            ("mail.to", |c| format!(r#"{{"action":"mail","mail":{{"to":"a{c}x@b.c","subject":"s","message":"m"}}}}"#)),
+            ("mail.from", |c| {
+                format!(r#"{{"action":"mail","mail":{{"from":"x{c}@b.c","to":"a@b.c","subject":"s","message":"m"}}}}"#)
+            }),
+            ("auth.email", |c| format!(r#"{{"action":"auth","auth":{{"email":"a{c}@b.c","password":"p"}}}}"#)),
+        ];
+        // JSON escapes of NUL, CR, LF, TAB, ESC, the last C0 control, and DEL.
+        let controls = [r"\u0000", r"\r", r"\n", r"\t", r"\u001b", r"\u001f", r"\u007f"];
+        for (field, body) in single_line_fields {
+            for control in controls {
+                let body = body(control);
+                let refused = HandleRequest::parse(body.as_bytes());
+                assert!(refused.is_err(), "{field} with {control} accepted: {body}");
+                let message = refused.unwrap_err().to_string();
+                let raw = serde_json::from_str::<String>(&format!("\"{control}\"")).unwrap();
+                assert!(!message.contains(&raw), "{field}: the control character is echoed raw: {message:?}");
+            }
+        }
+        for control in ["\0", "\r", "\n", "\u{1b}"] {
+            let entry = crate::log::LogEntry {
+                name: format!("a{control}b"),
+                data: "d".into(),
+                level: Default::default(),
+                event_id: None,
+            };
+            assert_eq!(entry.validate().unwrap_err().field, "name", "an RPC entry's name with {control:?}");
+            let event = crate::event::LogEvent::new(crate::log::LogPayload {
+                name: "n".parse().unwrap(),
+                data: "d".parse().unwrap(),
+                level: None,
+            });
+            let event = crate::event::LogEvent { name: format!("a{control}b"), ..event };
+            assert_eq!(event.validate().unwrap_err().field, "name", "an AMQP event's name with {control:?}");
+        }
+        let multi_line = [
+            r#"{"action":"log","log":{"name":"n","data":"line 1\nline 2\r\n\tindented"}}"#,
+            r#"{"action":"mail","mail":{"to":"a@b.c","subject":"s","message":"Hello,\r\n\r\nbye"}}"#,
+        ];
+        for body in multi_line {
+            assert!(HandleRequest::parse(body.as_bytes()).is_ok(), "newlines are kept in {body}");
         }
     }
 

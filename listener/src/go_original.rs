@@ -92,7 +92,8 @@ pub fn parse(body: &[u8], origin: &Origin<'_>) -> Option<Result<LogEvent, String
 
 fn into_event(body: OriginalBody, origin: &Origin<'_>) -> Result<LogEvent, String> {
     let level = level_of_routing_key(origin.routing_key).ok_or_else(|| {
-        format!("an event in the Go original's format whose routing key `{}` names no level", origin.routing_key)
+        let key = contract::validate::quote(origin.routing_key);
+        format!("an event in the Go original's format whose routing key {key} names no level")
     })?;
     let created_at = origin
         .timestamp

@@ -82,7 +82,8 @@ pub fn counts(error: &RpcError) -> bool {
 
 /// Reads an event off the wire and checks it against the contract.
 pub fn parse(body: &[u8]) -> Result<LogEvent, String> {
-    let event: LogEvent = serde_json::from_slice(body).map_err(|e| format!("not a log event: {e}"))?;
+    let event: LogEvent = serde_json::from_slice(body)
+        .map_err(|e| format!("not a log event: {}", contract::validate::without_values(&e.to_string())))?;
     event.validate().map_err(|e| format!("invalid log event: {e}"))?;
     Ok(event)
 }
@@ -234,6 +235,8 @@ mod tests {
             let reason = parse(body.as_bytes()).unwrap_err();
             assert!(reason.contains(expected), "{why}: {reason}");
         }
+        let reason = parse(with("level", "L".repeat(10_000).into()).as_bytes()).unwrap_err();
+        assert!(reason.len() < 300 && reason.contains("... (10000 bytes)"), "a long level, named short: {reason}");
     }
 
     #[test]

@@ -669,3 +669,65 @@ fn the_ingress_routes_to_the_frontend_and_the_broker() {
     }
     assert_eq!(backends, BTreeSet::from(["broker".to_owned(), "frontend".to_owned()]));
 }
+
+/// The `Host` names a service answers where it is deployed: its `ALLOWED_HOSTS`, or the
+/// defaults when it is not set.
+fn allowed_hosts(setting: Option<&Value>) -> service_kit::http::AllowedHosts {
+    let names: Vec<String> = match setting.and_then(Value::as_str) {
+        Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        None => service_kit::settings::DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+    };
+    service_kit::http::AllowedHosts::new(&names)
+}
+
+/// The `host[:port]` of a URL.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or_default()
+}
+
+/// Every name a service is reached by is one it answers (`ALLOWED_HOSTS`): the Ingress hosts,
+/// the broker as the page's browser reaches it (`BROKER_URL`), and every service URL another
+/// service calls (`AUTH_URL`, `MAILER_URL`), in compose and in Kubernetes.
+#[test]
+fn every_host_a_service_is_reached_by_is_one_it_allows() {
+    const CALLED: [(&str, &str); 3] =
+        [("BROKER_URL", "broker"), ("AUTH_URL", "authentication"), ("MAILER_URL", "mailer")];
+    let config = compose_config();
+    let services = built_services(&config);
+    let compose_env = |service: &str| {
+        let name = services.iter().find(|(_, crate_name)| *crate_name == service).map(|(name, _)| name.clone());
+        config["services"][name.expect("a compose service")]["environment"].clone()
+    };
+    for service in services.values() {
+        let environment = compose_env(service);
+        for (key, target) in CALLED {
+            let Some(url) = environment.get(key).and_then(Value::as_str) else { continue };
+            let allowed = allowed_hosts(compose_env(target).get("ALLOWED_HOSTS"));
+            assert!(allowed.allows(authority(url)), "compose: {service} calls {target} at {url}, a Host it refuses");
+        }
+    }
+
+    let resources = k8s_resources();
+    let k8s_env = |service: &str| {
+        let deployment = named(&resources, "Deployment", service).expect("a Deployment per service");
+        k8s_environment(&resources, deployment)
+    };
+    for service in services.values() {
+        for (key, target) in CALLED {
+            let Some(url) = k8s_env(service).get(key).and_then(Value::as_str).map(str::to_owned) else { continue };
+            let allowed = allowed_hosts(k8s_env(target).get("ALLOWED_HOSTS"));
+            assert!(allowed.allows(authority(&url)), "k8s: {service} calls {target} at {url}, a Host it refuses");
+        }
+    }
+    for ingress in of_kind(&resources, "Ingress") {
+        for rule in ingress["spec"]["rules"].as_array().expect("rules") {
+            let host = str_of(&rule["host"]);
+            for path in rule["http"]["paths"].as_array().expect("paths") {
+                let backend = str_of(&path["backend"]["service"]["name"]);
+                let allowed = allowed_hosts(k8s_env(backend).get("ALLOWED_HOSTS"));
+                assert!(allowed.allows(host), "the Ingress sends {host} to {backend}, whose ALLOWED_HOSTS refuses it");
+            }
+        }
+    }
+}

@@ -78,7 +78,7 @@ pub fn routes(readiness: Readiness) -> impl Fn(&mut web::ServiceConfig) + Clone 
     let readiness = web::Data::new(readiness);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(readiness.clone())
-            .route(paths::HEALTH, web::get().to(health))
-            .route(paths::READY, web::get().to(ready));
+            .service(web::resource(paths::HEALTH).route(web::get().to(health)))
+            .service(web::resource(paths::READY).route(web::get().to(ready)));
     }
 }

@@ -14,6 +14,7 @@ use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use contract::Envelope;
+use contract::validate::quote;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -226,9 +227,211 @@ pub async fn bounded_body(
     Ok(ServiceResponse::new(request, timed_out).map_into_right_body())
 }
 
-/// The fallback for unknown routes: a 404 in the envelope rather than an empty body.
+/// The fallback for unknown routes: a 404 in the envelope rather than an empty body. The path
+/// is the caller's: quoted short ([`contract::validate::quote`]); so is a method that is not
+/// one of the usual.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.path()))
+    let method = req.method().as_str();
+    let method = if method.len() <= 7 { method.to_owned() } else { quote(method) };
+    error(StatusCode::NOT_FOUND, format!("no route for {method} {}", quote(req.path())))
+}
+
+/// The `Host` names a server answers (`ALLOWED_HOSTS`): app data for [`allowed_host`].
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    /// Lowercase, without a trailing dot; `None` when `*` answers any.
+    names: Option<Vec<String>>,
+}
+
+impl AllowedHosts {
+    pub fn new(names: &[String]) -> Self {
+        if names.iter().any(|name| name == "*") {
+            return Self { names: None };
+        }
+        Self { names: Some(names.iter().map(|name| normalised(name)).collect()) }
+    }
+
+    /// Whether `host` (a `Host` header's value: a name, an IPv4 address or a bracketed IPv6
+    /// one, with or without `:port`) is one of the names.
+    pub fn allows(&self, host: &str) -> bool {
+        let Some(names) = &self.names else { return true };
+        let name = match host.rsplit_once(':') {
+            // `[::1]:8080`, `name:8080`; a bare `[::1]` has its last colon inside the brackets.
+            Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let name = normalised(name);
+        names.contains(&name)
+    }
+}
+
+fn normalised(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A request for a `Host` the server does not answer: 400 in the envelope, naming the host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("request has no Host header")]
+    Missing,
+    #[error("host {} is not allowed here (ALLOWED_HOSTS)", quote(.0))]
+    NotAllowed(String),
+}
+
+impl ResponseError for HostError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error(self.status_code(), self.to_string())
+    }
+}
+
+/// Middleware on every service: a request whose `Host` is not in `ALLOWED_HOSTS` is refused
+/// before any route runs (DNS rebinding: a browser on another site sends that site's name).
+/// `/health` and `/ready` answer any host: Kubernetes probes address the pod by its IP.
+/// The refusal is an error, so that the request's log line records it.
+pub async fn allowed_host(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let probe = matches!(request.path(), contract::paths::HEALTH | contract::paths::READY);
+    if let Some(allowed) = request.app_data::<AllowedHosts>().filter(|_| !probe) {
+        // HTTP/1.1 puts the host in `Host`; an absolute-form request line in the URI.
+        let host = request.uri().authority().map(|authority| authority.as_str().to_owned()).or_else(|| {
+            request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        });
+        match host {
+            None => return Err(HostError::Missing.into()),
+            Some(host) if !allowed.allows(&host) => return Err(HostError::NotAllowed(host).into()),
+            Some(_) => {}
+        }
+    }
+    next.call(request).await
+}
+
+/// The JSON API's answer to framing: none.
+pub const API_CONTENT_SECURITY_POLICY: &str = "frame-ancestors 'none'";
+
+/// Middleware on every service, outermost, so that every answer has them, errors and 404s
+/// included: `X-Content-Type-Options: nosniff` (a browser never guesses a script out of a
+/// JSON body), `X-Frame-Options: DENY` and, unless the handler set its own (the frontend's page
+/// has a stricter one, with `frame-ancestors 'none'` in it), `Content-Security-Policy:
+/// frame-ancestors 'none'`: no page may frame an answer.
+pub async fn security_headers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // An error here is a `Refusal` of `envelope_refusals`, which adds them itself.
+    let mut response = next.call(request).await?;
+    add_security_headers(response.headers_mut());
+    Ok(response)
+}
+
+fn add_security_headers(headers: &mut HeaderMap) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(API_CONTENT_SECURITY_POLICY));
+    }
+}
+
+/// Middleware on every service, just inside [`security_headers`]: a refusal that actix or a
+/// middleware produced without our envelope (a 405 of an undeclared method, a CORS refusal, an
+/// extractor's plain-text error) gets it, with its status and headers (`Allow`) kept. The
+/// message is the error's, cut short, or the status's reason. What actix answers before any
+/// app code runs (431 for a header section over its buffer, 400 for a malformed request line,
+/// 408 for a header section that stalls) never reaches this, and stays bare: there is no hook
+/// for it in actix-web 4 (pinned by a test in `service-kit/tests/http.rs`).
+pub async fn envelope_refusals(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match next.call(request).await {
+        Ok(response) => {
+            let is_json = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.starts_with("application/json"));
+            if response.status().as_u16() < 400 || is_json {
+                return Ok(response.map_into_left_body());
+            }
+            let message = response.response().error().map(|error| error.to_string());
+            let enveloped = Refusal::new(response.status(), response.headers(), message).render();
+            Ok(ServiceResponse::new(response.into_parts().0, enveloped).map_into_right_body())
+        }
+        // An error passed up by a middleware (actix-cors refuses an origin so) has lost its
+        // request, and actix renders it outside every middleware: it is passed on as a
+        // [`Refusal`], which renders itself in the envelope with the security headers.
+        Err(error) => {
+            let response = error.error_response();
+            Err(Refusal::new(response.status(), response.headers(), Some(error.to_string())).into())
+        }
+    }
+}
+
+/// A refusal in the envelope, for [`envelope_refusals`]: its status, the headers that came with
+/// it (`Allow`, CORS's) and a message: the error's, its first line cut short and without
+/// values, or the status's reason.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    headers: HeaderMap,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, headers: &HeaderMap, message: Option<String>) -> Self {
+        const MAX_MESSAGE_CHARS: usize = 200;
+        let message = message
+            .map(|message| contract::validate::without_values(message.lines().next().unwrap_or_default()))
+            .filter(|message| !message.trim().is_empty())
+            .map(|message| match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+                Some((cut, _)) => format!("{}...", &message[..cut]),
+                None => message,
+            })
+            .unwrap_or_else(|| match headers.get(header::ALLOW).and_then(|allow| allow.to_str().ok()) {
+                Some(allow) if status == StatusCode::METHOD_NOT_ALLOWED => {
+                    format!("method not allowed here; allowed: {allow}")
+                }
+                _ => status.canonical_reason().unwrap_or("refused").to_lowercase(),
+            });
+        let mut kept = HeaderMap::new();
+        for (name, value) in headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        Self { status, headers: kept, message }
+    }
+
+    fn render(&self) -> HttpResponse {
+        let mut response = error(self.status, self.message.clone());
+        for (name, value) in &self.headers {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for Refusal {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.render();
+        add_security_headers(response.headers_mut());
+        response
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +443,34 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
         headers
+    }
+
+    #[test]
+    fn allowed_hosts_match_the_name_on_any_port() {
+        let defaults: Vec<String> = crate::settings::DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+        let allowed = AllowedHosts::new(&defaults);
+        let cases = [
+            ("localhost", true),
+            ("localhost:8080", true),
+            ("LocalHost.:8080", true),
+            ("127.0.0.1:1", true),
+            ("[::1]", true),
+            ("[::1]:8080", true),
+            ("broker:8080", true),
+            ("authentication:8083", true),
+            ("evil.example", false),
+            ("localhost.evil.example", false),
+            ("127.0.0.2", false),
+            ("[::2]:80", false),
+            ("broker:port", false),
+            ("", false),
+        ];
+        for (host, expected) in cases {
+            assert_eq!(allowed.allows(host), expected, "{host:?}");
+        }
+        assert!(AllowedHosts::new(&["*".into()]).allows("anything:1"));
+        let public = AllowedHosts::new(&["broker".into(), "Broker.Micro.Example.com".into()]);
+        assert!(public.allows("broker.micro.example.com") && !public.allows("localhost"));
     }
 
     #[test]

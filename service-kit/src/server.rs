@@ -2,7 +2,8 @@
 //!
 //! `bind` takes the settings and returns the listener and the real port, so a test can ask for
 //! port 0. `HttpService::run` adds what every service has: request ids and spans
-//! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS, and
+//! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS, the
+//! `Host` allow-list (`ALLOWED_HOSTS`), security headers and the envelope on every refusal, and
 //! the bounds on reading a request (`BODY_TIMEOUT_MS`): actix's client request timeout on the
 //! header section, [`http::bounded_body`] on the body.
 //! Every service registers its own routes the same way: `run(listener, state, routes::configure)`,
@@ -21,8 +22,8 @@ use actix_web::{App, HttpServer, http::header, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::health::{self, Readiness};
-use crate::http;
 use crate::settings::HttpSettings;
+use crate::{http, telemetry};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -45,13 +46,20 @@ pub struct HttpService {
     cors_allowed_origins: Vec<String>,
     workers: Option<usize>,
     body_timeout: Duration,
+    allowed_hosts: http::AllowedHosts,
 }
 
 impl HttpService {
     /// A server with the bounds of `settings` (`bind` took its address) and these readiness
     /// checks.
     pub fn new(settings: &HttpSettings, readiness: Readiness) -> Self {
-        Self { readiness, cors_allowed_origins: Vec::new(), workers: None, body_timeout: settings.body_timeout }
+        Self {
+            readiness,
+            cors_allowed_origins: Vec::new(),
+            workers: None,
+            body_timeout: settings.body_timeout,
+            allowed_hosts: http::AllowedHosts::new(&settings.allowed_hosts),
+        }
     }
 
     /// Allows browser calls from these origins (none by default).
@@ -82,6 +90,7 @@ impl HttpService {
         let health = health::routes(self.readiness);
         let origins = self.cors_allowed_origins;
         let body_timeout = http::BodyTimeout(self.body_timeout);
+        let allowed_hosts = self.allowed_hosts;
         let mut server = HttpServer::new(move || {
             let cors = origins
                 .iter()
@@ -89,12 +98,18 @@ impl HttpService {
                 .allowed_methods(["GET", "POST", "OPTIONS"])
                 .allowed_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
                 .max_age(3600);
-            // Innermost first: the 408 of a stalled body gets CORS headers and a span too.
+            // Innermost first: the 408 of a stalled body gets CORS headers and a span too; a
+            // foreign host is refused before CORS looks at the origin; every refusal, CORS's
+            // too, is logged, then put in the envelope; every answer gets the security headers.
             App::new()
                 .wrap(from_fn(http::bounded_body))
                 .wrap(Condition::new(!origins.is_empty(), cors))
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(http::allowed_host))
+                .wrap(TracingLogger::<telemetry::BoundedRootSpan>::new())
+                .wrap(from_fn(http::envelope_refusals))
+                .wrap(from_fn(http::security_headers))
                 .app_data(body_timeout)
+                .app_data(allowed_hosts.clone())
                 .app_data(http::json_config())
                 .configure(health.clone())
                 .configure(|cfg| configure(cfg, state.clone()))

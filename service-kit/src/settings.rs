@@ -108,9 +108,15 @@ impl Env {
     }
 }
 
+/// The `Host` names a service answers unless `ALLOWED_HOSTS` says otherwise: a local run and
+/// the service names of docker-compose and Kubernetes (`project/docker-compose.yml`,
+/// `project/k8s/`), on any port.
+pub const DEFAULT_ALLOWED_HOSTS: [&str; 9] =
+    ["localhost", "127.0.0.1", "[::1]", "broker", "frontend", "authentication", "logger", "mailer", "listener"];
+
 /// A service's HTTP server: where it listens, `HOST` (default all interfaces) and `PORT`
-/// (default the service's own, given to [`Env::read`]), and how long a client may take to send
-/// a request, `BODY_TIMEOUT_MS`.
+/// (default the service's own, given to [`Env::read`]), how long a client may take to send
+/// a request, `BODY_TIMEOUT_MS`, and the `Host` names it answers, `ALLOWED_HOSTS`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct HttpSettings {
     #[serde(rename = "HOST", default = "all_interfaces")]
@@ -122,6 +128,17 @@ pub struct HttpSettings {
     /// (`http::bounded_body`): a stalled request is answered with 408 and its connection closed.
     #[serde(rename = "BODY_TIMEOUT_MS", default = "default_body_timeout", deserialize_with = "positive_millis")]
     pub body_timeout: Duration,
+    /// The `Host` names (without port; any port goes) this server answers, comma-separated; `*`
+    /// answers any. Against DNS rebinding: a page on another site that makes its own name
+    /// resolve to 127.0.0.1 sends its own name as `Host`, and is refused (`http::allowed_host`).
+    /// The whole list is replaced, so a deployment that adds a public name lists the service's
+    /// own name too. `/health` and `/ready` answer any `Host` (probes use the pod's IP).
+    #[serde(rename = "ALLOWED_HOSTS", default = "default_allowed_hosts", deserialize_with = "list")]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn default_allowed_hosts() -> Vec<String> {
+    DEFAULT_ALLOWED_HOSTS.iter().map(|host| (*host).to_owned()).collect()
 }
 
 fn all_interfaces() -> String {
@@ -135,12 +152,17 @@ fn default_body_timeout() -> Duration {
 impl HttpSettings {
     /// All interfaces on `port`: a service's default.
     pub fn on_port(port: u16) -> Self {
-        Self { host: all_interfaces(), port, body_timeout: DEFAULT_BODY_TIMEOUT }
+        Self {
+            host: all_interfaces(),
+            port,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            allowed_hosts: default_allowed_hosts(),
+        }
     }
 
     /// Loopback on a free port: what tests use.
     pub fn ephemeral() -> Self {
-        Self { host: "127.0.0.1".into(), port: 0, body_timeout: DEFAULT_BODY_TIMEOUT }
+        Self { host: "127.0.0.1".into(), port: 0, ..Self::on_port(0) }
     }
 }
 
@@ -242,7 +264,8 @@ mod tests {
     fn unset_and_blank_values_take_the_default() {
         let probe = read(&[("NAME", "  "), ("HOST", "")]).unwrap();
         assert_eq!(probe.name, "d");
-        assert_eq!(probe.http, HttpSettings { host: "0.0.0.0".into(), port: 8083, body_timeout: DEFAULT_BODY_TIMEOUT });
+        assert_eq!(probe.http, HttpSettings::on_port(8083));
+        assert_eq!(probe.http.allowed_hosts, DEFAULT_ALLOWED_HOSTS);
         assert_eq!((probe.pool, probe.timeout), (5, Duration::from_secs(1)));
         assert_eq!(probe.origins, ["x"]);
     }
@@ -258,10 +281,18 @@ mod tests {
             ("POOL", "3"),
             ("ORIGINS", "http://a, http://b,"),
             ("BODY_TIMEOUT_MS", "250"),
+            ("ALLOWED_HOSTS", "broker, broker.micro.example.com,"),
         ])
         .unwrap();
         assert_eq!(probe.name, "123", "a string that looks like a number stays a string");
-        assert_eq!(probe.http, HttpSettings { body_timeout: Duration::from_millis(250), ..HttpSettings::ephemeral() });
+        assert_eq!(
+            probe.http,
+            HttpSettings {
+                body_timeout: Duration::from_millis(250),
+                allowed_hosts: vec!["broker".into(), "broker.micro.example.com".into()],
+                ..HttpSettings::ephemeral()
+            }
+        );
         assert_eq!((probe.window, probe.timeout), (Duration::ZERO, Duration::from_millis(250)));
         assert_eq!(probe.pool, 3);
         assert_eq!(probe.origins, ["http://a", "http://b"]);

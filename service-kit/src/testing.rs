@@ -5,6 +5,8 @@
 //! - this module: the servers' addresses, [`unique_name`], [`free_port`], [`closed_port`], the
 //!   bounded poller [`eventually`];
 //! - [`answer`]: [`Answer`], the one way to read an HTTP response (status, headers, envelope);
+//! - [`edge`]: [`assert_edge_answers`], the security headers and refusals every service has;
+//! - [`logs`]: [`capture_logs`], the process's log lines as a service writes them;
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
@@ -20,6 +22,8 @@ use std::time::{Duration, Instant};
 use crate::wiring;
 
 pub mod answer;
+pub mod edge;
+pub mod logs;
 pub mod mail;
 pub mod process;
 pub mod proxy;
@@ -28,6 +32,8 @@ pub mod raw;
 pub mod stores;
 
 pub use answer::Answer;
+pub use edge::{Undeclared, assert_edge_answers};
+pub use logs::{CapturedLogs, capture_logs};
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;

@@ -28,7 +28,7 @@ async fn spawn_with(settings: HttpSettings, readiness: Readiness, cors: Vec<Stri
         .cors(cors)
         .workers(1)
         .run(listener, (), |cfg: &mut web::ServiceConfig, _: web::Data<()>| {
-            cfg.route("/echo", web::post().to(echo));
+            cfg.service(web::resource("/echo").route(web::post().to(echo)));
         })
         .unwrap();
     tokio::spawn(server);
@@ -88,7 +88,78 @@ async fn unknown_routes_get_a_404_envelope() {
     let base = spawn(Readiness::new(), vec![]).await;
     let Answer { status, body: envelope, .. } = Answer::read(reqwest::get(format!("{base}/nope")).await.unwrap()).await;
     assert_eq!(status, 404);
-    assert_eq!(envelope, json!({"error": true, "message": "no route for GET /nope"}));
+    assert_eq!(envelope, json!({"error": true, "message": r#"no route for GET "/nope""#}));
+    let long = format!("/{}", "p".repeat(10_000));
+    let answer = Answer::read(reqwest::get(format!("{base}{long}")).await.unwrap()).await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.message().len() < 200, "the path is quoted short: {}", answer.message());
+    assert!(answer.message().ends_with("... (10001 bytes)"), "{}", answer.message());
+}
+
+/// Every answer carries the security headers, whatever produced it, and every refusal the
+/// service can shape is in the envelope: 405 with `Allow`, a foreign host, a CORS refusal.
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_every_refusal_the_envelope() {
+    let base = spawn(Readiness::new(), vec!["http://localhost:8081".into()]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}"));
+    let post = |path: &str| client.post(format!("{base}{path}"));
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("a success", get("/health"), 200, "ok"),
+        ("a 404", get("/nope"), 404, "no route for GET"),
+        ("a bad body", post("/echo").header("content-type", "application/json").body("{"), 400, "not valid JSON"),
+        ("an undeclared method", get("/echo"), 405, "method not allowed here; allowed: POST"),
+        ("PUT", client.put(format!("{base}/echo")), 405, "allowed: POST"),
+        ("TRACE", client.request(reqwest::Method::TRACE, format!("{base}/echo")), 405, "allowed: POST"),
+        ("a foreign host", post("/echo").header("host", "evil.example"), 400, r#"host "evil.example" is not allowed"#),
+        ("a foreign host with a port", get("/nope").header("host", "evil.example:8080"), 400, "evil.example:8080"),
+        (
+            "a CORS refusal (a preflight from another origin)",
+            client
+                .request(reqwest::Method::OPTIONS, format!("{base}/echo"))
+                .header("origin", "http://evil.example")
+                .header("access-control-request-method", "POST"),
+            400,
+            "not allowed",
+        ),
+        ("any host may probe /health", get("/health").header("host", "10.1.2.3:8080"), 200, "ok"),
+        ("any host may probe /ready", get("/ready").header("host", "10.1.2.3"), 200, "ready"),
+        ("the loopback by name", post("/echo").header("host", "localhost:1").json(&json!({"name": "x"})), 200, "x"),
+        ("IPv6 loopback", post("/echo").header("host", "[::1]:80").json(&json!({"name": "y"})), 200, "y"),
+        ("a compose name", post("/echo").header("host", "broker:8080").json(&json!({"name": "z"})), 200, "z"),
+    ];
+    for (why, request, status, message) in cases {
+        let answer = Answer::read(request.send().await.unwrap()).await;
+        assert_eq!(answer.status, status, "{why}: {}", answer.text);
+        assert_eq!(answer.envelope().error, status >= 400, "{why}");
+        assert!(answer.message().contains(message), "{why}: {:?} should contain {message:?}", answer.message());
+        answer.assert_security_headers(why);
+        if status == 405 {
+            assert_eq!(answer.header("allow"), Some("POST"), "{why}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn allowed_hosts_star_answers_any_host() {
+    let settings = HttpSettings { allowed_hosts: vec!["*".into()], ..HttpSettings::ephemeral() };
+    let base = spawn_with(settings, Readiness::new(), vec![]).await;
+    let answer =
+        Answer::read(reqwest::Client::new().get(format!("{base}/nope")).header("host", "x").send().await.unwrap())
+            .await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+}
+
+/// What actix answers before any of our code runs stays bare: a header section over its limit
+/// (more than 96 headers, or over its 128 KiB buffer) gets 431 with no body. If a new actix lets
+/// us shape it, this fails, and the answer can get the envelope (`http::envelope_refusals`).
+#[tokio::test]
+async fn a_header_section_actix_refuses_stays_bare() {
+    let base = spawn(Readiness::new(), vec![]).await;
+    let headers: String = (0..100).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let head = format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n");
+    let answer = send_raw(&base, &head, &[], Duration::ZERO, MARGIN * 2).await;
+    assert_eq!((answer.status, &answer.body), (431, &serde_json::Value::Null), "{answer:?}");
 }
 
 #[tokio::test]
@@ -144,6 +215,8 @@ async fn a_stalled_header_section_is_answered_408_and_closed_within_the_bound() 
     let answer =
         send_raw(&base, "POST /echo HTTP/1.1\r\nHost: localhost\r\n", &[], Duration::ZERO, bound + MARGIN).await;
     assert_eq!(answer.status, 408, "{answer:?}");
+    // actix's own answer, before any app code: bare (see `http::envelope_refusals`).
+    assert_eq!(answer.body, serde_json::Value::Null, "{answer:?}");
     assert!(answer.answered <= bound * 2, "answered after {:?}, twice the bound", answer.answered);
     eprintln!("stalled head: 408 after {:?}, closed after {:?} (bound {bound:?})", answer.answered, answer.closed);
 }

@@ -21,8 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .route(web::post().to(authenticate));
     cfg.app_data(state)
         .service(authenticate_route)
-        .route(authentication::USERS, web::post().to(register))
-        .route(authentication::JWKS, web::get().to(jwks));
+        .service(web::resource(authentication::USERS).route(web::post().to(register)))
+        .service(web::resource(authentication::JWKS).route(web::get().to(jwks)));
 }
 
 /// `GET /.well-known/jwks.json`: the public keys of the access tokens, current first.

@@ -23,3 +23,11 @@ async fn an_unknown_route_is_a_404_in_the_envelope() {
     assert_eq!(status, 404);
     assert!(body.error && body.message.contains("/nope"), "{body:?}");
 }
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_a_foreign_host_is_refused() {
+    let app = spawn_app().await;
+    let undeclared =
+        service_kit::testing::Undeclared { method: reqwest::Method::GET, path: "/authenticate", allow: "POST" };
+    service_kit::testing::assert_edge_answers(&app.address, undeclared).await;
+}

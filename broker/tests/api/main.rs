@@ -7,6 +7,7 @@ mod backlog;
 mod bad_input;
 mod basics;
 mod downstream_failures;
+mod edge;
 mod events;
 mod go_original;
 mod helpers;

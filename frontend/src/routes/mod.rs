@@ -15,7 +15,7 @@ use crate::page::Page;
 /// Adds the page, its assets, and the rendered [`Page`] they serve.
 pub fn configure(cfg: &mut web::ServiceConfig, page: web::Data<Page>) {
     cfg.app_data(page)
-        .route("/", web::get().to(index))
-        .route("/index.html", web::get().to(index))
-        .route("/static/{file}", web::get().to(asset));
+        .service(web::resource("/").route(web::get().to(index)))
+        .service(web::resource("/index.html").route(web::get().to(index)))
+        .service(web::resource("/static/{file}").route(web::get().to(asset)));
 }

@@ -30,3 +30,27 @@ async fn a_body_short_of_its_content_length_is_answered_at_once_and_the_connecti
     )
     .await;
 }
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_a_foreign_host_is_refused() {
+    let app = spawn_app().await;
+    let undeclared =
+        service_kit::testing::Undeclared { method: reqwest::Method::POST, path: "/index.html", allow: "GET" };
+    service_kit::testing::assert_edge_answers(&app.address, undeclared).await;
+}
+
+/// The page keeps its own, stricter policy: the API's `frame-ancestors 'none'` does not replace it.
+#[tokio::test]
+async fn the_page_keeps_its_strict_content_security_policy() {
+    let app = spawn_app().await;
+    let page = app.get("/").await;
+    assert_eq!(page.status().as_u16(), 200);
+    let header = |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let policy = header("content-security-policy").unwrap_or_default();
+    for directive in ["default-src 'self'", "script-src 'self'", "base-uri 'none'", "frame-ancestors 'none'"] {
+        assert!(policy.contains(directive), "{directive} in {policy:?}");
+    }
+    assert_eq!(page.headers().get_all("content-security-policy").iter().count(), 1, "one policy");
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+}

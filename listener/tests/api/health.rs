@@ -58,3 +58,14 @@ async fn a_body_short_of_its_content_length_is_answered_at_once_and_the_connecti
     app.stop().await;
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_a_foreign_host_is_refused() {
+    let broker = TestBroker::new().await;
+    let app = spawn_app(&broker, &format!("127.0.0.1:{}", closed_port())).await;
+    // The listener has no route of its own: `/ready` is the one to send a wrong method to.
+    let undeclared = service_kit::testing::Undeclared { method: reqwest::Method::POST, path: "/ready", allow: "GET" };
+    service_kit::testing::assert_edge_answers(&app.address, undeclared).await;
+    app.stop().await;
+    broker.cleanup().await;
+}

@@ -22,7 +22,10 @@ pub struct ListQuery {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|error, _req| {
         let message = match &error {
-            QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+            // The query is the caller's: no value quoted back at length.
+            QueryPayloadError::Deserialize(e) => {
+                format!("invalid query string: {}", contract::validate::without_values(&e.to_string()))
+            }
             other => format!("invalid query string: {other}"),
         };
         actix_web::error::InternalError::from_response(

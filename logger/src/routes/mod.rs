@@ -21,8 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, logs: web::Data<LogService>) {
                 .wrap(from_fn(service_kit::http::untyped_body_is_json))
                 .route(web::post().to(log::write)),
         )
-        .route(logger::LOGS, web::get().to(logs::list))
-        .route(logger::LOG_BY_ID, web::get().to(logs::get));
+        .service(web::resource(logger::LOGS).route(web::get().to(logs::list)))
+        .service(web::resource(logger::LOG_BY_ID).route(web::get().to(logs::get)));
 }
 
 /// A failed logger operation as an HTTP answer. All three routes fail the same ways (bad input,

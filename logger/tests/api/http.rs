@@ -189,3 +189,10 @@ async fn a_body_short_of_its_content_length_gets_a_408_envelope_within_the_body_
     let app = spawn_app_with(|settings| settings.http.body_timeout = bound).await;
     service_kit::testing::assert_short_body_refused(&app.logger.http_url, "/log", bound).await;
 }
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_a_foreign_host_is_refused() {
+    let app = spawn_app().await;
+    let undeclared = service_kit::testing::Undeclared { method: reqwest::Method::DELETE, path: "/logs", allow: "GET" };
+    service_kit::testing::assert_edge_answers(&app.logger.http_url, undeclared).await;
+}

@@ -11,5 +11,5 @@ use crate::state::AppState;
 
 /// Adds `POST /send` and `state`, which it uses.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
-    cfg.app_data(state).route(mailer::SEND, web::post().to(send));
+    cfg.app_data(state).service(web::resource(mailer::SEND).route(web::post().to(send)));
 }

@@ -21,3 +21,10 @@ async fn an_unknown_route_is_a_404_in_the_envelope() {
     let (status, body) = app.get("/nope").await.status_and_envelope();
     assert_eq!((status, body.error), (404, true));
 }
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers_and_a_foreign_host_is_refused() {
+    let app = spawn_app().await;
+    let undeclared = service_kit::testing::Undeclared { method: reqwest::Method::PUT, path: "/send", allow: "POST" };
+    service_kit::testing::assert_edge_answers(&app.address, undeclared).await;
+}

@@ -45,6 +45,15 @@ impl Answer {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// The headers every answer of every service carries (`http::security_headers`); `why`
+    /// names the answer. A page may have its own, stricter CSP: it must still refuse framing.
+    pub fn assert_security_headers(&self, why: &str) {
+        assert_eq!(self.header("x-content-type-options"), Some("nosniff"), "{why}: {:?}", self.headers);
+        assert_eq!(self.header("x-frame-options"), Some("DENY"), "{why}: {:?}", self.headers);
+        let policy = self.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("frame-ancestors 'none'"), "{why}: CSP {policy:?}");
+    }
+
     /// The envelope of a failure: this status, `error` true and a message containing `message_part`.
     pub fn assert_error(&self, status: u16, message_part: &str, why: &str) {
         assert_eq!(self.status, status, "{why}: {}", self.body);
