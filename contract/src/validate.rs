@@ -575,13 +575,13 @@ mod tests {
                 data: "d".into(),
                 level: Default::default(),
                 event_id: None,
+                sub: None,
             };
             assert_eq!(entry.validate().unwrap_err().field, "name", "an RPC entry's name with {control:?}");
-            let event = crate::event::LogEvent::new(crate::log::LogPayload {
-                name: "n".parse().unwrap(),
-                data: "d".parse().unwrap(),
-                level: None,
-            });
+            let event = crate::event::LogEvent::new(
+                crate::log::LogPayload { name: "n".parse().unwrap(), data: "d".parse().unwrap(), level: None },
+                None,
+            );
             let event = crate::event::LogEvent { name: format!("a{control}b"), ..event };
             assert_eq!(event.validate().unwrap_err().field, "name", "an AMQP event's name with {control:?}");
         }

@@ -76,11 +76,14 @@ async fn full_scale_backlog_of_3000_events_with_writes_held_7s_for_90s() {
 fn events(n: usize) -> Vec<LogEvent> {
     (0..n)
         .map(|i| {
-            LogEvent::new(LogPayload {
-                name: format!("backlog {i}").try_into().unwrap(),
-                data: format!("data of event {i}").try_into().unwrap(),
-                level: Some(Level::ALL[i % Level::ALL.len()]),
-            })
+            LogEvent::new(
+                LogPayload {
+                    name: format!("backlog {i}").try_into().unwrap(),
+                    data: format!("data of event {i}").try_into().unwrap(),
+                    level: Some(Level::ALL[i % Level::ALL.len()]),
+                },
+                None,
+            )
         })
         .collect()
 }
