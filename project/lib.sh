@@ -110,9 +110,20 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
 }
 
-# ensure_venv: the repository's venv (.local/venv), created with python3-venv if missing.
+# venv_usable: the venv exists where its scripts think it is. A venv moved or copied (another
+# checkout's .local) keeps scripts whose first line names the old path, which cannot run.
+venv_usable() {
+  [ -x "$VENV_DIR/bin/python" ] && case "$(head -n 1 "$VENV_DIR/bin/pip" 2>/dev/null)" in "#!$VENV_DIR/bin/python"*) ;; *) false ;; esac
+}
+
+# ensure_venv: the repository's venv (.local/venv), created with python3-venv if missing, made
+# again if it was moved.
 ensure_venv() {
-  [ -x "$VENV_DIR/bin/python" ] && return 0
+  venv_usable && return 0
+  if [ -e "$VENV_DIR" ]; then
+    log "venv $VENV_DIR was made elsewhere (its scripts name another path): making it again"
+    rm -rf "$VENV_DIR"
+  fi
   log "creating venv $VENV_DIR"
   mkdir -p "$LOG_DIR"
   if ! "$PYTHON" -m venv "$VENV_DIR" >>"$LOG_DIR/pip.log" 2>&1; then
@@ -125,7 +136,7 @@ ensure_venv() {
 
 # venv_has PACKAGE VERSION: true if the venv holds exactly that version of the package.
 venv_has() {
-  [ -x "$VENV_DIR/bin/python" ] &&
+  venv_usable &&
     "$VENV_DIR/bin/python" - "$1" "$2" <<'EOF' >/dev/null 2>&1
 import sys, importlib.metadata as m
 sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] else 1)
