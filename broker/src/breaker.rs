@@ -1,8 +1,10 @@
 //! A circuit breaker per downstream: a service that keeps failing is not called for a while, so
 //! that callers get an immediate 503 instead of each paying a connection attempt or a timeout.
 //!
-//! Closed (calls go through) → open after `BREAKER_FAILURES` consecutive failures (calls are
-//! refused at once for `BREAKER_OPEN_MS`) → half-open (at most `BREAKER_HALF_OPEN_TRIALS`
+//! Closed (calls go through) → open after `BREAKER_FAILURES` consecutive failures, or when at
+//! least `BREAKER_FAILURE_PERCENT` of the calls of a `BREAKER_WINDOW_MS` window failed, once the
+//! window has `BREAKER_MIN_CALLS` (a flaky service that succeeds now and then); calls are then
+//! refused at once for `BREAKER_OPEN_MS` → half-open (at most `BREAKER_HALF_OPEN_TRIALS`
 //! calls go through at a time, the others are refused) → closed once that many trials
 //! succeeded, or open again at the first failed one. `BREAKER=off` lets every call through.
 //!
@@ -35,6 +37,15 @@ pub struct BreakerSettings {
     /// Consecutive failures that open the circuit.
     #[serde(rename = "BREAKER_FAILURES", deserialize_with = "settings::count")]
     pub failures: u32,
+    /// The share of a window's calls, in percent (1 to 100), whose failure opens the circuit.
+    #[serde(rename = "BREAKER_FAILURE_PERCENT", deserialize_with = "percent")]
+    pub failure_percent: u32,
+    /// The window those calls are counted over; a new one starts when it is over (fixed windows).
+    #[serde(rename = "BREAKER_WINDOW_MS", deserialize_with = "settings::positive_millis")]
+    pub window: Duration,
+    /// Calls a window needs before its share counts: two calls are no trend.
+    #[serde(rename = "BREAKER_MIN_CALLS", deserialize_with = "settings::count")]
+    pub min_calls: u32,
     /// How long an open circuit refuses calls before it lets trials through.
     #[serde(rename = "BREAKER_OPEN_MS", deserialize_with = "settings::positive_millis")]
     pub open_for: Duration,
@@ -47,7 +58,22 @@ impl Default for BreakerSettings {
     /// Five failures in a row is a service that is down, not a request that was unlucky; ten
     /// seconds is long enough to spare it, short enough that a restarted one is used again soon.
     fn default() -> Self {
-        Self { enabled: true, failures: 5, open_for: Duration::from_secs(10), half_open_trials: 1 }
+        Self {
+            enabled: true,
+            failures: 5,
+            failure_percent: 50,
+            window: Duration::from_secs(10),
+            min_calls: 20,
+            open_for: Duration::from_secs(10),
+            half_open_trials: 1,
+        }
+    }
+}
+
+fn percent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    match u32::deserialize(deserializer)? {
+        percent @ 1..=100 => Ok(percent),
+        _ => Err(serde::de::Error::custom("must be a percentage from 1 to 100")),
     }
 }
 
@@ -60,9 +86,10 @@ impl BreakerSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// `failures` in a row so far.
+    /// `failures` in a row so far, and the current window's counts.
     Closed {
         failures: u32,
+        window: Window,
     },
     Open {
         until: Instant,
@@ -72,6 +99,26 @@ enum State {
         admitted: u32,
         succeeded: u32,
     },
+}
+
+/// The calls of one fixed window of the closed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    started: Instant,
+    calls: u32,
+    failed: u32,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self { started: Instant::now(), calls: 0, failed: 0 }
+    }
+}
+
+impl State {
+    fn closed() -> Self {
+        State::Closed { failures: 0, window: Window::new() }
+    }
 }
 
 /// One downstream's breaker; clones share the state.
@@ -115,7 +162,7 @@ pub fn whole_seconds(duration: Duration) -> u64 {
 
 impl Breaker {
     pub fn new(service: Service, settings: &BreakerSettings) -> Self {
-        Self { service, settings: settings.clone(), state: Arc::new(Mutex::new(State::Closed { failures: 0 })) }
+        Self { service, settings: settings.clone(), state: Arc::new(Mutex::new(State::closed())) }
     }
 
     /// Runs `hop` unless the circuit is open, and counts its outcome. `hop` is a future not
@@ -191,15 +238,27 @@ impl Permit<'_> {
         let breaker = self.breaker;
         let mut state = breaker.lock();
         match (*state, failed) {
-            (State::Closed { .. }, false) => *state = State::Closed { failures: 0 },
-            (State::Closed { failures }, true) if failures + 1 >= breaker.settings.failures => {
-                breaker.open(&mut state, &format!("{} consecutive failures", failures + 1));
+            (State::Closed { failures, mut window }, failed) => {
+                let settings = &breaker.settings;
+                if window.started.elapsed() >= settings.window {
+                    window = Window::new();
+                }
+                window.calls += 1;
+                window.failed += u32::from(failed);
+                let failures = if failed { failures + 1 } else { 0 };
+                let share = window.failed * 100 / window.calls;
+                if failures >= settings.failures {
+                    breaker.open(&mut state, &format!("{failures} consecutive failures"));
+                } else if failed && window.calls >= settings.min_calls && share >= settings.failure_percent {
+                    breaker.open(&mut state, &format!("{} of {} calls failed", window.failed, window.calls));
+                } else {
+                    *state = State::Closed { failures, window };
+                }
             }
-            (State::Closed { failures }, true) => *state = State::Closed { failures: failures + 1 },
             (State::HalfOpen { .. }, true) if self.trial => breaker.open(&mut state, "a trial failed"),
             (State::HalfOpen { admitted, succeeded }, false) if self.trial => {
                 if succeeded + 1 >= breaker.settings.half_open_trials {
-                    *state = State::Closed { failures: 0 };
+                    *state = State::closed();
                     tracing::info!(service = %breaker.service, "circuit closed: the trials succeeded");
                 } else {
                     *state = State::HalfOpen { admitted, succeeded: succeeded + 1 };
@@ -251,10 +310,10 @@ mod tests {
 
     fn breaker(failures: u32, open_ms: u64, trials: u32) -> Breaker {
         let settings = BreakerSettings {
-            enabled: true,
             failures,
             open_for: Duration::from_millis(open_ms),
             half_open_trials: trials,
+            ..BreakerSettings::default()
         };
         Breaker::new(Service::Mailer, &settings)
     }
@@ -304,6 +363,41 @@ mod tests {
             succeed(&breaker).await.unwrap();
         }
         assert_eq!(breaker.status(), Status::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_failure_share_over_the_window_opens_a_flaky_service_s_circuit() {
+        let settings = BreakerSettings { failure_percent: 50, min_calls: 6, ..BreakerSettings::default() };
+        let breaker = Breaker::new(Service::Mailer, &settings);
+        // Never five failures in a row; two of three calls fail.
+        for _ in 0..2 {
+            fail(&breaker).await;
+            fail(&breaker).await;
+            succeed(&breaker).await.unwrap();
+        }
+        assert_eq!(breaker.status(), Status::Closed, "6 calls, 4 failed, but the last one succeeded");
+        fail(&breaker).await;
+        assert!(matches!(breaker.status(), Status::Open { .. }), "{:?}", breaker.status());
+    }
+
+    #[tokio::test]
+    async fn a_share_below_the_threshold_or_with_too_few_calls_does_not_open() {
+        let settings = BreakerSettings { failure_percent: 50, min_calls: 10, ..BreakerSettings::default() };
+        let breaker = Breaker::new(Service::Mailer, &settings);
+        for _ in 0..2 {
+            fail(&breaker).await;
+            fail(&breaker).await;
+            succeed(&breaker).await.unwrap();
+        }
+        assert_eq!(breaker.status(), Status::Closed, "4 failures of 6, but fewer than 10 calls");
+        let breaker = Breaker::new(Service::Mailer, &BreakerSettings { min_calls: 4, ..settings });
+        for _ in 0..10 {
+            for _ in 0..2 {
+                succeed(&breaker).await.unwrap();
+            }
+            fail(&breaker).await;
+        }
+        assert_eq!(breaker.status(), Status::Closed, "a third failed, under half");
     }
 
     #[tokio::test]

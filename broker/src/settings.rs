@@ -124,6 +124,7 @@ mod tests {
         let breaker = &settings.breaker;
         assert!(breaker.enabled);
         assert_eq!((breaker.failures, breaker.open_for, breaker.half_open_trials), (5, Duration::from_secs(10), 1));
+        assert_eq!((breaker.failure_percent, breaker.window, breaker.min_calls), (50, Duration::from_secs(10), 20));
     }
 
     #[test]
@@ -140,6 +141,9 @@ mod tests {
             ("BREAKER_FAILURES", "3"),
             ("BREAKER_OPEN_MS", "2500"),
             ("BREAKER_HALF_OPEN_TRIALS", "2"),
+            ("BREAKER_FAILURE_PERCENT", "80"),
+            ("BREAKER_WINDOW_MS", "30000"),
+            ("BREAKER_MIN_CALLS", "50"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9080);
@@ -152,6 +156,7 @@ mod tests {
         let breaker = &settings.breaker;
         assert!(!breaker.enabled);
         assert_eq!((breaker.failures, breaker.open_for, breaker.half_open_trials), (3, Duration::from_millis(2500), 2));
+        assert_eq!((breaker.failure_percent, breaker.window, breaker.min_calls), (80, Duration::from_secs(30), 50));
     }
 
     #[test]
@@ -166,6 +171,10 @@ mod tests {
             ("BREAKER_FAILURES", "0", "zero"),
             ("BREAKER_OPEN_MS", "0", "zero"),
             ("BREAKER_HALF_OPEN_TRIALS", "0", "zero"),
+            ("BREAKER_FAILURE_PERCENT", "101", "over 100"),
+            ("BREAKER_FAILURE_PERCENT", "0", "zero"),
+            ("BREAKER_WINDOW_MS", "0", "zero"),
+            ("BREAKER_MIN_CALLS", "0", "zero"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

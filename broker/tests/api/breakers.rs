@@ -14,7 +14,7 @@ use crate::helpers::{Answer, TestApp, settings_with_downstreams_down, spawn_brok
 use crate::stack::spawn_stack_with;
 
 fn breaker(failures: u32, open_ms: u64) -> BreakerSettings {
-    BreakerSettings { enabled: true, failures, open_for: Duration::from_millis(open_ms), half_open_trials: 1 }
+    BreakerSettings { failures, open_for: Duration::from_millis(open_ms), ..BreakerSettings::default() }
 }
 
 fn mail_to(to: &str) -> Value {
