@@ -8,7 +8,7 @@
 //! calls go through at a time, the others are refused) → closed once that many trials
 //! succeeded, or open again at the first failed one. `BREAKER=off` lets every call through.
 //!
-//! Written here rather than taken from `failsafe` (1.3, the maintained crate; tower has no
+//! Written here rather than taken from `failsafe` (1.3, last released in 2024; tower has no
 //! breaker): its half-open state lets every call through instead of a bounded number of
 //! trials, and it exposes neither the state nor when an open breaker half-opens, which `/ready`
 //! and `Retry-After` need.
@@ -246,10 +246,10 @@ impl Permit<'_> {
                 window.calls += 1;
                 window.failed += u32::from(failed);
                 let failures = if failed { failures + 1 } else { 0 };
-                let share = window.failed * 100 / window.calls;
+                let share = u64::from(window.failed) * 100 / u64::from(window.calls);
                 if failures >= settings.failures {
                     breaker.open(&mut state, &format!("{failures} consecutive failures"));
-                } else if failed && window.calls >= settings.min_calls && share >= settings.failure_percent {
+                } else if failed && window.calls >= settings.min_calls && share >= u64::from(settings.failure_percent) {
                     breaker.open(&mut state, &format!("{} of {} calls failed", window.failed, window.calls));
                 } else {
                     *state = State::Closed { failures, window };
