@@ -12,8 +12,10 @@
 //! ([`routes::openapi`]) describes the API from the same contract types. The handlers share one
 //! [`state::AppState`]. [`protect`] checks the bearer token of the actions that need one;
 //! [`limits`] refuses, with 429, a client over its rate and a login after too many failures.
+//! [`breaker`] stops calling a downstream that keeps failing and answers 503 at once instead.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod downstream;
 pub mod limits;
 pub mod protect;

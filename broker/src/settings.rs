@@ -50,6 +50,8 @@ pub struct Settings {
     pub protect: crate::protect::ProtectSettings,
     /// The rate limits on `/handle` and failed logins, and which proxies to believe.
     pub limits: crate::limits::LimitSettings,
+    /// The circuit breakers in front of the four downstreams (`BREAKER*`).
+    pub breaker: crate::breaker::BreakerSettings,
 }
 
 impl Default for Settings {
@@ -75,13 +77,14 @@ impl Default for Settings {
             rabbit_timeout: Duration::from_secs(3),
             protect: crate::protect::ProtectSettings::default(),
             limits: crate::limits::LimitSettings::default(),
+            breaker: crate::breaker::BreakerSettings::default(),
         }
     }
 }
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        env.read(wiring::BROKER_PORT, &["protect", "limits"])
+        env.read(wiring::BROKER_PORT, &["protect", "limits", "breaker"])
     }
 }
 
@@ -118,6 +121,10 @@ mod tests {
         assert_eq!(Settings::default().protect.protected_actions, ["logs", "mail"]);
         assert!(settings.limits.enabled);
         assert_eq!((settings.limits.per_minute, settings.limits.burst), (600, 100));
+        let breaker = &settings.breaker;
+        assert!(breaker.enabled);
+        assert_eq!((breaker.failures, breaker.open_for, breaker.half_open_trials), (5, Duration::from_secs(10), 1));
+        assert_eq!((breaker.failure_percent, breaker.window, breaker.min_calls), (50, Duration::from_secs(10), 20));
     }
 
     #[test]
@@ -130,6 +137,13 @@ mod tests {
             ("PROTECTED_ACTIONS", "none"),
             ("RATE_LIMIT_PER_MINUTE", "60"),
             ("TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("BREAKER", "off"),
+            ("BREAKER_FAILURES", "3"),
+            ("BREAKER_OPEN_MS", "2500"),
+            ("BREAKER_HALF_OPEN_TRIALS", "2"),
+            ("BREAKER_FAILURE_PERCENT", "80"),
+            ("BREAKER_WINDOW_MS", "30000"),
+            ("BREAKER_MIN_CALLS", "50"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9080);
@@ -139,6 +153,10 @@ mod tests {
         assert!(settings.protect.protected_actions.is_empty());
         assert_eq!(settings.limits.per_minute, 60);
         assert_eq!(settings.limits.trusted_proxies.len(), 1);
+        let breaker = &settings.breaker;
+        assert!(!breaker.enabled);
+        assert_eq!((breaker.failures, breaker.open_for, breaker.half_open_trials), (3, Duration::from_millis(2500), 2));
+        assert_eq!((breaker.failure_percent, breaker.window, breaker.min_calls), (80, Duration::from_secs(30), 50));
     }
 
     #[test]
@@ -149,6 +167,14 @@ mod tests {
             ("AUTH_TIMEOUT_MS", "soon", "not a number"),
             ("RABBIT_TIMEOUT_MS", "0", "zero"),
             ("TRUSTED_PROXIES", "10.0.0.0/33", "not a CIDR"),
+            ("BREAKER", "maybe", "not on or off"),
+            ("BREAKER_FAILURES", "0", "zero"),
+            ("BREAKER_OPEN_MS", "0", "zero"),
+            ("BREAKER_HALF_OPEN_TRIALS", "0", "zero"),
+            ("BREAKER_FAILURE_PERCENT", "101", "over 100"),
+            ("BREAKER_FAILURE_PERCENT", "0", "zero"),
+            ("BREAKER_WINDOW_MS", "0", "zero"),
+            ("BREAKER_MIN_CALLS", "0", "zero"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

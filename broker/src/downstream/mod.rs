@@ -3,9 +3,12 @@
 //! Every failure names the service. The status follows from the kind: a service that cannot
 //! be reached or fails is a 502, one that does not answer in time a 504, one that says it is
 //! overloaded or its own dependency is down (a 503) a 503, and one that refuses a request the
-//! broker thought valid (a 4xx) passes its status and message through.
+//! broker thought valid (a 4xx) passes its status and message through. A service whose circuit
+//! is open ([`crate::breaker`]) is not called: a 503 with the time left before a trial.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -14,6 +17,7 @@ use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
 use service_kit::{ExposeSecret, Readiness};
 
+use crate::breaker::{Breaker, Breakers, Status};
 use crate::settings::Settings;
 
 pub mod go_original;
@@ -32,6 +36,8 @@ pub struct Downstreams {
     pub logger: LoggerRpc,
     /// AMQP with publisher confirms, over pooled channels.
     pub events: EventPublisher,
+    /// One circuit breaker per downstream: every hop of `/handle` goes through its own.
+    pub breakers: Breakers,
 }
 
 /// The name the broker's RabbitMQ connection shows in `rabbitmqctl list_connections`.
@@ -52,30 +58,69 @@ impl Downstreams {
             mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),
             logger: LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout),
             events,
+            breakers: Breakers::new(&settings.breaker),
         })
     }
 
-    /// `/ready`: every downstream answers.
+    /// `/ready`: every downstream answers and its circuit is closed. A downstream's entry is
+    /// `ok`, or what is wrong followed by its circuit's state (`circuit open, retry in 7 s`).
+    /// The probes go around the breakers: they neither count as calls nor wait for a circuit.
     pub fn readiness(&self) -> Readiness {
         let (auth, mailer, logger, events) =
             (self.auth.clone(), self.mailer.clone(), self.logger.clone(), self.events.clone());
+        let breakers = &self.breakers;
         Readiness::new()
-            .check("authentication", move || {
-                let auth = auth.clone();
-                async move { auth.health().await }
-            })
-            .check("logger", move || {
-                let logger = logger.clone();
-                async move { logger.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
-            })
-            .check("mailer", move || {
-                let mailer = mailer.clone();
-                async move { mailer.health().await }
-            })
-            .check("rabbitmq", move || {
-                let events = events.clone();
-                async move { events.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
-            })
+            .check(
+                "authentication",
+                with_circuit(&breakers.auth, move || {
+                    let auth = auth.clone();
+                    async move { auth.health().await }
+                }),
+            )
+            .check(
+                "logger",
+                with_circuit(&breakers.logger, move || {
+                    let logger = logger.clone();
+                    async move { logger.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
+                }),
+            )
+            .check(
+                "mailer",
+                with_circuit(&breakers.mailer, move || {
+                    let mailer = mailer.clone();
+                    async move { mailer.health().await }
+                }),
+            )
+            .check(
+                "rabbitmq",
+                with_circuit(&breakers.rabbit, move || {
+                    let events = events.clone();
+                    async move { events.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
+                }),
+            )
+    }
+}
+
+/// A readiness probe that also reports `breaker`'s state whenever it is not closed.
+fn with_circuit<F, Fut>(
+    breaker: &Breaker,
+    probe: F,
+) -> impl Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync + 'static
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let breaker = breaker.clone();
+    move || {
+        let (breaker, probe) = (breaker.clone(), probe());
+        Box::pin(async move {
+            let status = breaker.status();
+            match (probe.await, status) {
+                (Ok(()), Status::Closed) => Ok(()),
+                (Ok(()), status) => Err(format!("answers, but {status}")),
+                (Err(error), status) => Err(format!("{error} ({status})")),
+            }
+        })
     }
 }
 
@@ -124,6 +169,9 @@ pub enum DownstreamError {
     /// The service answered with a failure of its own, or with something unreadable.
     #[error("{service} failed: {reason}")]
     Failed { service: Service, reason: String },
+    /// Not called: its circuit is open after repeated failures ([`crate::breaker`]).
+    #[error("{service} unavailable: circuit open, retry in {} s", crate::breaker::whole_seconds(*.retry_after))]
+    CircuitOpen { service: Service, retry_after: Duration },
 }
 
 impl DownstreamError {
@@ -132,8 +180,32 @@ impl DownstreamError {
         match self {
             DownstreamError::Unreachable { .. } | DownstreamError::Failed { .. } => StatusCode::BAD_GATEWAY,
             DownstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            DownstreamError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            DownstreamError::Unavailable { .. } | DownstreamError::CircuitOpen { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             DownstreamError::Rejected { status, .. } => *status,
+        }
+    }
+
+    /// What the caller should wait before trying again, when the broker knows better than 1 s.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DownstreamError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Whether this counts towards opening the service's circuit: it is down, hangs, or fails
+    /// (a 5xx). Not a 4xx, which the service gave on purpose, nor a 503, which is a service
+    /// that is up and shedding load and says when to come back (see [`crate::breaker`]).
+    pub fn is_failure(&self) -> bool {
+        match self {
+            DownstreamError::Unreachable { .. } | DownstreamError::Timeout { .. } | DownstreamError::Failed { .. } => {
+                true
+            }
+            DownstreamError::Rejected { .. }
+            | DownstreamError::Unavailable { .. }
+            | DownstreamError::CircuitOpen { .. } => false,
         }
     }
 }

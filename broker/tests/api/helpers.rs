@@ -66,10 +66,13 @@ pub async fn spawn_broker(mut settings: Settings) -> TestApp {
 /// Settings whose four downstreams are all at closed ports, with short timeouts. No action
 /// needs a token (`PROTECTED_ACTIONS=none`): the token tests (`tokens.rs`) protect explicitly.
 /// No rate limit either: the storms and tables of other tests are not about it (`limits.rs` is).
+/// No circuit breaker: each request reaches its downstream, so that a down one answers 502 and
+/// a hung one 504 however many requests a test makes (`breakers.rs` switches them on).
 pub fn settings_with_downstreams_down() -> Settings {
     let mut settings = Settings::from_env(&service_kit::Env::default()).expect("default settings");
     settings.protect = broker::protect::ProtectSettings::open();
     settings.limits = broker::limits::LimitSettings::off();
+    settings.breaker = broker::breaker::BreakerSettings::off();
     settings.auth_url = format!("http://127.0.0.1:{}", closed_port());
     settings.mailer_url = format!("http://127.0.0.1:{}", closed_port());
     settings.logger_rpc_addr = format!("127.0.0.1:{}", closed_port());

@@ -6,6 +6,7 @@ mod actions;
 mod backlog;
 mod bad_input;
 mod basics;
+mod breakers;
 mod downstream_failures;
 mod edge;
 mod events;

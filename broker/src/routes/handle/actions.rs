@@ -23,7 +23,11 @@ pub const LOGIN_EVENT_NAME: &str = "authentication";
 /// Every answered attempt is recorded as an event (never with the password).
 #[tracing::instrument(name = "action.auth", skip_all, fields(email = %credentials.email))]
 pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result<HttpResponse, HandleError> {
-    let answer = downstreams.auth.post::<_, SignedIn>(paths::authentication::AUTHENTICATE, &credentials).await;
+    let answer = downstreams
+        .breakers
+        .auth
+        .call(downstreams.auth.post::<_, SignedIn>(paths::authentication::AUTHENTICATE, &credentials))
+        .await;
     let email = &credentials.email;
     match answer {
         Ok(Envelope { data: Some(user), .. }) => {
@@ -54,11 +58,11 @@ fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: 
         return tracing::warn!("the login event is outside the log limits; not recorded");
     };
     let event = LogEvent::new(LogPayload { name, data, level: Some(level) }, sub);
-    let events = downstreams.events.clone();
+    let (events, breaker) = (downstreams.events.clone(), downstreams.breakers.rabbit.clone());
     let span = tracing::info_span!("login_event", event_id = %event.id);
     tokio::spawn(
         async move {
-            if let Err(error) = events.publish(&event).await {
+            if let Err(error) = breaker.call(events.publish(&event)).await {
                 tracing::warn!(%error, "could not record the login attempt");
             }
         }
@@ -73,7 +77,7 @@ pub async fn log(
     payload: LogPayload,
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
-    downstreams.logger.write_log(payload.into_entry(None, sub)).await.map_err(DownstreamError::from)?;
+    downstreams.breakers.logger.call(downstreams.logger.write_log(payload.into_entry(None, sub))).await?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged")))
 }
 
@@ -85,14 +89,19 @@ pub async fn event(
     payload: LogPayload,
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
-    downstreams.events.publish(&LogEvent::new(payload, sub)).await.map_err(DownstreamError::from)?;
+    let event = LogEvent::new(payload, sub);
+    downstreams.breakers.rabbit.call(downstreams.events.publish(&event)).await?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
 }
 
 /// `mail`: hands the mail to the mailer, which sends it before answering.
 #[tracing::instrument(name = "action.mail", skip_all, fields(to = %mail.to))]
 pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpResponse, HandleError> {
-    downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail).await?;
+    downstreams
+        .breakers
+        .mailer
+        .call(downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail))
+        .await?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to))))
 }
 
@@ -100,7 +109,10 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
 #[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit(), before = ?query.before))]
 pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpResponse, HandleError> {
     let limit = query.effective_limit();
-    let entries =
-        downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)).await.map_err(DownstreamError::from)?;
+    let entries = downstreams
+        .breakers
+        .logger
+        .call(downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)))
+        .await?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
 }

@@ -66,9 +66,14 @@ impl ResponseError for HandleError {
         if let HandleError::Limited(refusal) = self {
             refusal.decorate(&mut response);
         }
-        // A downstream that is overloaded or waiting for its database asks callers to come back.
+        // A downstream that is overloaded or waiting for its database asks callers to come back
+        // shortly; one whose circuit is open, when it half-opens.
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            let retry_after = actix_web::http::header::HeaderValue::from_static("1");
+            let seconds = match self {
+                HandleError::Downstream(error) => error.retry_after().map_or(1, crate::breaker::whole_seconds),
+                _ => 1,
+            };
+            let retry_after = actix_web::http::header::HeaderValue::from(seconds);
             response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, retry_after);
         }
         response
@@ -115,8 +120,10 @@ impl ResponseError for HandleError {
         (status = 502, description = "A downstream service is unreachable or failed; the message names it.",
          body = Envelope),
         (status = 503, description = "A downstream service is overloaded or its own dependency is down \
-                                      (e.g. a login storm beyond the authentication service's queue); \
-                                      the message names it; `Retry-After` says when to try again.",
+                                      (e.g. a login storm beyond the authentication service's queue), \
+                                      or its circuit is open after repeated failures (\"mailer unavailable: \
+                                      circuit open, retry in 7 s\", not called at all); the message names it; \
+                                      `Retry-After` says when to try again.",
          body = Envelope),
         (status = 504, description = "A downstream service did not answer within its timeout; the message \
                                       names it and the timeout.",
