@@ -193,13 +193,24 @@ async fn assert_in_log_view(client: &Client, entries: &[Document], via_rabbitmq:
         .collect();
     let any = rows.join(", ");
     wait_for(client, &any, "the new entry in the live log view").await;
-    let shown = client.find(Locator::Css(&any)).await.expect("the row").attr("data-id").await.expect("data-id");
-    let row = format!("#logs tr[data-id=\"{}\"]", shown.expect("the row has its entry's id"));
-    assert_eq!(text(client, &format!("{row} .entry-name")).await, DEMO_NAME);
-    assert_eq!(text(client, &format!("{row} .col-level")).await, "INFO");
-    assert_eq!(text(client, &format!("{row} .col-data")).await, DEMO_DATA);
-    let tags = client.find_all(Locator::Css(&format!("{row} .tag"))).await.expect("find the row's tags");
-    assert_eq!(tags.len(), usize::from(via_rabbitmq), "a `via RabbitMQ` tag only on the entry of an event");
+    // The view re-renders every poll, so an element found in one command may be gone by the
+    // next (CI failed on a stale element): one script reads the row's cells at one instant.
+    let cells = client
+        .execute(
+            "const row = document.querySelector(arguments[0]);
+             if (!row) return null;
+             const text = (css) => row.querySelector(css)?.textContent ?? null;
+             return { name: text('.entry-name'), level: text('.col-level'), data: text('.col-data'),
+                      tags: row.querySelectorAll('.tag').length };",
+            vec![Value::from(any.as_str())],
+        )
+        .await
+        .expect("read the row's cells");
+    assert!(!cells.is_null(), "the row {any} vanished after it was shown");
+    assert_eq!(cells["name"], DEMO_NAME, "{cells}");
+    assert_eq!(cells["level"], "INFO", "{cells}");
+    assert_eq!(cells["data"], DEMO_DATA, "{cells}");
+    assert_eq!(cells["tags"], u64::from(via_rabbitmq), "a `via RabbitMQ` tag only on the entry of an event: {cells}");
 }
 
 /// Clicks every button and checks what the page shows.
