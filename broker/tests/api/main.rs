@@ -10,6 +10,7 @@ mod breakers;
 mod downstream_failures;
 mod edge;
 mod events;
+mod fallback;
 mod go_original;
 mod helpers;
 mod limits;

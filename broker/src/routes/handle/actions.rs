@@ -71,15 +71,42 @@ fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: 
 }
 
 /// `log`: stores the entry, with the caller's token subject, through the logger's RPC server.
+///
+/// When the logger cannot be reached or its circuit is open, the entry takes the event path
+/// instead (published with an event id, stored by the listener once the logger is back), so
+/// an accepted entry is not lost to a logger outage. Not on a timeout or a store error: the
+/// logger may have stored the entry, and the event would store it a second time. A connection
+/// that broke mid-call is the one ambiguous case taken: the entry is stored twice only if the
+/// logger stored it and died before answering.
 #[tracing::instrument(name = "action.log", skip_all, fields(name = payload.name.as_str()))]
 pub async fn log(
     downstreams: &Downstreams,
     payload: LogPayload,
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
-    downstreams.breakers.logger.call(downstreams.logger.write_log(payload.into_entry(None, sub))).await?;
-    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged")))
+    let entry = payload.clone().into_entry(None, sub.clone());
+    match downstreams.breakers.logger.call(downstreams.logger.write_log(entry)).await {
+        Ok(_) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged"))),
+        Err(error @ (DownstreamError::Unreachable { .. } | DownstreamError::CircuitOpen { .. })) => {
+            let event = LogEvent::new(payload, sub);
+            match downstreams.breakers.rabbit.call(downstreams.events.publish(&event)).await {
+                Ok(()) => {
+                    tracing::info!(%error, event_id = %event.id, "logger unavailable: the entry went through RabbitMQ");
+                    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(LOGGED_VIA_FALLBACK)))
+                }
+                Err(publish) => {
+                    // The logger's failure is the caller's answer: it is why the entry was not stored.
+                    tracing::warn!(%error, %publish, "logger unavailable and the event fallback failed");
+                    Err(error.into())
+                }
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
 }
+
+/// The answer to a `log` stored through the event path because the logger was unavailable.
+pub const LOGGED_VIA_FALLBACK: &str = "logged via RabbitMQ (logger unavailable)";
 
 /// `event`: publishes the entry, with the caller's token subject, to RabbitMQ and answers once
 /// the broker confirmed it.

@@ -96,7 +96,9 @@ impl ResponseError for HandleError {
          body = Envelope<Vec<StoredEntry>>),
         (status = 202, description = "`auth`: \"Authenticated!\" with the user in `data`, and beside its \
                                       fields `token` (a JWT for `Authorization: Bearer`) and `expires_in`. \
-                                      `log`: \"logged\". `event`: \"logged via RabbitMQ\" (confirmed by RabbitMQ). \
+                                      `log`: \"logged\", or \"logged via RabbitMQ (logger \
+                                      unavailable)\" when the logger is down: stored by the listener once it is \
+                                      back. `event`: \"logged via RabbitMQ\" (confirmed by RabbitMQ). \
                                       `mail`: \"Message sent to <to>\".",
          body = Envelope<SignedIn>),
         (status = 400, description = "Not JSON, not an object, unknown action, missing payload, or a field \
