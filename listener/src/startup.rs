@@ -3,12 +3,12 @@
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use service_kit::Readiness;
+use service_kit::amqp::consumer::{self, Consumer};
 use service_kit::logger_client::LoggerRpc;
 use service_kit::retry::RetryPolicy;
 use service_kit::server::{HttpService, bind};
 use tokio::sync::watch;
 
-use crate::consumer::Consumer;
 use crate::handler::Handler;
 use crate::routes;
 use crate::settings::Settings;
@@ -20,7 +20,7 @@ pub struct Application {
     /// The health server; resolves when it stopped (SIGTERM/SIGINT, or [`StopHandle::stop`]).
     server: Server,
     /// The consuming loop, started by `run_until_stopped`.
-    consumer: Consumer,
+    consumer: Consumer<Handler>,
     /// Set to `true` to stop consuming.
     stop: watch::Sender<bool>,
 }
@@ -49,7 +49,7 @@ impl Application {
             settings.max_in_flight_writes,
             RetryPolicy::forever(settings.retry_min, settings.retry_max),
         );
-        let status = Consumer::initial_status();
+        let status = consumer::initial_status();
         let consumer = Consumer {
             rabbit_url: settings.rabbit_url.clone(),
             connection_name: settings.connection_name.clone(),
