@@ -97,7 +97,8 @@ impl ResponseError for HandleError {
         (status = 202, description = "`auth`: \"Authenticated!\" with the user in `data`, and beside its \
                                       fields `token` (a JWT for `Authorization: Bearer`) and `expires_in`. \
                                       `log`: \"logged\". `event`: \"logged via RabbitMQ\" (confirmed by RabbitMQ). \
-                                      `mail`: \"Message sent to <to>\".",
+                                      `mail`: \"Message sent to <to>\", or \"Message queued for <to>\" when the mailer \
+                                      is down and the mail waits on RabbitMQ for it.",
          body = Envelope<SignedIn>),
         (status = 400, description = "Not JSON, not an object, unknown action, missing payload, or a field \
                                       missing, of the wrong type or invalid; the message names it.",
