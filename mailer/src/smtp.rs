@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 
 use crate::settings::{Encryption, SmtpSettings};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Sends mails through the configured SMTP server. Cheap to clone; clones share the pool.
 #[derive(Clone)]
@@ -82,8 +82,10 @@ pub enum SmtpError {
     #[error("the mail server refused the mail (SMTP {code}); it was not sent")]
     Refused {
         code: String,
+        /// lettre's error, boxed: lettre offers no way to make one, and the tests of the failure
+        /// policy need refusals of every code.
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: BoxError,
     },
     /// No answer in time; the mail may or may not have been accepted.
     #[error("the mail server did not confirm the mail within {0:?}")]
@@ -99,7 +101,7 @@ impl std::fmt::Debug for SmtpError {
 impl From<lettre::transport::smtp::Error> for SmtpError {
     fn from(error: lettre::transport::smtp::Error) -> Self {
         match error.status() {
-            Some(code) => SmtpError::Refused { code: code.to_string(), source: error },
+            Some(code) => SmtpError::Refused { code: code.to_string(), source: error.into() },
             None => SmtpError::Unreachable(error.into()),
         }
     }
