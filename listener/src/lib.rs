@@ -25,4 +25,5 @@ pub mod settings;
 pub mod startup;
 
 pub use settings::Settings;
-pub use startup::{Application, StopHandle};
+pub use service_kit::amqp::consumer::StopHandle;
+pub use startup::Application;

@@ -1,13 +1,12 @@
 //! Building and running the listener: the consuming loop and the `/health` + `/ready` server.
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use anyhow::Context;
 use service_kit::Readiness;
-use service_kit::amqp::consumer::{self, Consumer};
+use service_kit::amqp::consumer::{self, Consumer, StopHandle};
 use service_kit::logger_client::LoggerRpc;
 use service_kit::retry::RetryPolicy;
 use service_kit::server::{HttpService, bind};
-use tokio::sync::watch;
 
 use crate::handler::Handler;
 use crate::routes;
@@ -21,21 +20,6 @@ pub struct Application {
     server: Server,
     /// The consuming loop, started by `run_until_stopped`.
     consumer: Consumer<Handler>,
-    /// Set to `true` to stop consuming.
-    stop: watch::Sender<bool>,
-}
-
-/// Stops a running [`Application`] from elsewhere (tests stop one listener among several).
-#[derive(Clone)]
-pub struct StopHandle {
-    http: ServerHandle,
-}
-
-impl StopHandle {
-    /// Stops the health server; the consumer then finishes the deliveries in hand and closes.
-    pub async fn stop(&self) {
-        self.http.stop(true).await;
-    }
 }
 
 impl Application {
@@ -73,8 +57,7 @@ impl Application {
             .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
         let server = HttpService::new(&settings.http, readiness).workers(1).run(listener, (), routes::configure)?;
         tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
-        let (stop, _) = watch::channel(false);
-        Ok(Self { port, server, consumer, stop })
+        Ok(Self { port, server, consumer })
     }
 
     pub fn port(&self) -> u16 {
@@ -83,21 +66,14 @@ impl Application {
 
     /// A handle that stops the listener once it runs.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { http: self.server.handle() }
+        StopHandle::of(&self.server)
     }
 
     /// Consumes and serves `/health` and `/ready` until SIGTERM/SIGINT (or [`StopHandle::stop`]):
     /// then stops taking deliveries, finishes those in hand (bounded), and closes the connection.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, consumer, stop, .. } = self;
-        let stopped = stop.subscribe();
-        let server = async move {
-            let result = server.await;
-            stop.send_replace(true);
-            result
-        };
-        let (result, ()) = tokio::join!(server, consumer.run(stopped));
-        result.context("the health server failed")?;
+        let Application { server, consumer, .. } = self;
+        consumer.run_beside(server).await.context("the health server failed")?;
         tracing::info!("listener stopped");
         Ok(())
     }

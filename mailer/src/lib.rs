@@ -25,4 +25,5 @@ pub mod state;
 pub mod templates;
 
 pub use settings::Settings;
+pub use service_kit::amqp::consumer::StopHandle;
 pub use startup::Application;

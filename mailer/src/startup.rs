@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use anyhow::Context;
 use service_kit::Readiness;
-use service_kit::amqp::consumer::{self, Consumer};
+use service_kit::amqp::consumer::{self, Consumer, StopHandle};
 use service_kit::retry::RetryPolicy;
 use service_kit::server::{HttpService, bind};
-use tokio::sync::watch;
 
 use crate::jobs::JobHandler;
 use crate::routes;
@@ -26,21 +25,6 @@ pub struct Application {
     server: Server,
     /// The loop that takes mail jobs off RabbitMQ, started by `run_until_stopped`.
     consumer: Consumer<JobHandler>,
-    /// Set to `true` to stop consuming (when the HTTP server stopped).
-    stop: watch::Sender<bool>,
-}
-
-/// Stops a running [`Application`] from elsewhere (tests stop one mailer among several).
-#[derive(Clone)]
-pub struct StopHandle {
-    http: ServerHandle,
-}
-
-impl StopHandle {
-    /// Stops the HTTP server; the consumer then finishes the jobs in hand (bounded) and closes.
-    pub async fn stop(&self) {
-        self.http.stop(true).await;
-    }
 }
 
 impl Application {
@@ -78,8 +62,7 @@ impl Application {
             });
         let (listener, port) = bind(&settings.http).context("cannot bind the HTTP port")?;
         let server = HttpService::new(&settings.http, readiness).run(listener, state, routes::configure)?;
-        let (stop, _) = watch::channel(false);
-        Ok(Self { port, server, consumer, stop })
+        Ok(Self { port, server, consumer })
     }
 
     pub fn port(&self) -> u16 {
@@ -88,20 +71,13 @@ impl Application {
 
     /// A handle that stops the mailer once it runs.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { http: self.server.handle() }
+        StopHandle::of(&self.server)
     }
 
     /// Serves and consumes until SIGTERM/SIGINT (or [`StopHandle::stop`]): then drains in-flight
     /// requests, stops taking jobs, finishes those in hand (bounded) and closes the connection.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, consumer, stop, .. } = self;
-        let stopped = stop.subscribe();
-        let server = async move {
-            let result = server.await;
-            stop.send_replace(true);
-            result
-        };
-        let (result, ()) = tokio::join!(server, consumer.run(stopped));
-        result.context("the HTTP server failed")
+        let Application { server, consumer, .. } = self;
+        consumer.run_beside(server).await.context("the HTTP server failed")
     }
 }

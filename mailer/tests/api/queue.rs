@@ -9,7 +9,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use mailer::Application;
 use mailer::settings::Settings;
-use mailer::startup::StopHandle;
+use mailer::StopHandle;
 use serde_json::json;
 use service_kit::amqp::{EventPublisher, Topology};
 use service_kit::testing::proxy::{Mode, Proxy};

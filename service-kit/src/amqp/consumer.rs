@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use actix_web::dev::{Server, ServerHandle};
 use lapin::message::Delivery;
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
@@ -90,7 +91,40 @@ pub fn initial_status() -> AmqpStatus {
     AmqpStatus::new()
 }
 
+/// Stops a service that runs a consumer beside its HTTP server, from elsewhere (tests stop one
+/// replica among several): the server stops gracefully, then the consumer (see
+/// [`Consumer::run_beside`]).
+#[derive(Clone)]
+pub struct StopHandle {
+    http: ServerHandle,
+}
+
+impl StopHandle {
+    pub fn of(server: &Server) -> Self {
+        Self { http: server.handle() }
+    }
+
+    /// Stops the HTTP server; the consumer then finishes the deliveries in hand and closes.
+    pub async fn stop(&self) {
+        self.http.stop(true).await;
+    }
+}
+
 impl<H: Handler> Consumer<H> {
+    /// Serves `server` and consumes until the server stops (SIGTERM/SIGINT, or a
+    /// [`StopHandle`]): then stops taking deliveries, finishes those in hand (bounded), and
+    /// closes the connection. The server's own outcome is returned.
+    pub async fn run_beside(self, server: Server) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let server = async move {
+            let result = server.await;
+            stop.send_replace(true);
+            result
+        };
+        let (result, ()) = tokio::join!(server, self.run(stopped));
+        result
+    }
+
     /// Consumes until `stop` turns true, reconnecting after every loss.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
