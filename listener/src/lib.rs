@@ -24,6 +24,6 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 
-pub use settings::Settings;
 pub use service_kit::amqp::consumer::StopHandle;
+pub use settings::Settings;
 pub use startup::Application;

@@ -24,6 +24,6 @@ pub mod startup;
 pub mod state;
 pub mod templates;
 
-pub use settings::Settings;
 pub use service_kit::amqp::consumer::StopHandle;
+pub use settings::Settings;
 pub use startup::Application;

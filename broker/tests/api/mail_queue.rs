@@ -80,8 +80,10 @@ async fn mails_sent_while_the_mailer_is_stopped_are_queued_and_all_arrive_once_i
     })
     .await;
     eprintln!("the restarted mailer delivered the 100 queued mails in {:?}", started.elapsed());
-    eventually("the queue drained", Duration::from_secs(10), || async { (ready(&topology.queue).await == 0).then_some(()) })
-        .await;
+    eventually("the queue drained", Duration::from_secs(10), || async {
+        (ready(&topology.queue).await == 0).then_some(())
+    })
+    .await;
     stop.stop().await;
     running.await.unwrap().unwrap();
     let mut subjects: Vec<String> = catcher.mails_to(&to).await.into_iter().map(|m| m.subject).collect();

@@ -8,8 +8,8 @@ use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use mailer::Application;
-use mailer::settings::Settings;
 use mailer::StopHandle;
+use mailer::settings::Settings;
 use serde_json::json;
 use service_kit::amqp::{EventPublisher, Topology};
 use service_kit::testing::proxy::{Mode, Proxy};
@@ -110,7 +110,8 @@ async fn a_queued_job_is_sent_once_and_acked_and_the_consumer_shows_in_ready() {
 
     fixture.stop().await;
     // Acked: nothing came back to the queue when the consumer closed.
-    let counts = (fixture.ready(&fixture.topology.queue).await, fixture.ready(&fixture.topology.dead_letter_queue).await);
+    let counts =
+        (fixture.ready(&fixture.topology.queue).await, fixture.ready(&fixture.topology.dead_letter_queue).await);
     assert_eq!(counts, (0, 0));
     assert_eq!(catcher.mails_to(&to).await.len(), 1);
     fixture.finish().await;
@@ -118,8 +119,9 @@ async fn a_queued_job_is_sent_once_and_acked_and_the_consumer_shows_in_ready() {
 
 #[tokio::test]
 async fn jobs_held_through_an_smtp_outage_all_arrive_once_it_is_back_and_none_is_dead_lettered() {
-    let smtp = Proxy::forward(testing::proxy::url_addr(&format!("smtp://{}:{}", testing::smtp_host(), testing::smtp_port())))
-        .await;
+    let smtp =
+        Proxy::forward(testing::proxy::url_addr(&format!("smtp://{}:{}", testing::smtp_host(), testing::smtp_port())))
+            .await;
     smtp.set(Mode::Down);
     let mut settings = test_settings_for_smtp_port(smtp.addr.port());
     settings.smtp.connect_timeout = Duration::from_millis(500);

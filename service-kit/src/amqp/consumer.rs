@@ -8,11 +8,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::dev::{Server, ServerHandle};
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use actix_web::dev::{Server, ServerHandle};
-use lapin::message::Delivery;
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
