@@ -7,8 +7,10 @@
 //! - an SMTP outage or a transient refusal (connect error, timeout, a 4xx reply) is retried
 //!   with backoff, without end, holding the message: an outage never dead-letters a mail, and
 //!   the prefetch window stops the mailer taking more while it waits;
-//! - a permanent refusal (a 5xx reply) and a body that is no job are rejected without requeue,
-//!   to the dead-letter queue, where they wait for a human.
+//! - a permanent refusal of the mail itself (a 5xx reply to MAIL, RCPT or DATA) and a body that
+//!   is no job are rejected without requeue, to the dead-letter queue, where they wait for a
+//!   human. A 5xx while opening the session (AUTH refused: wrong credentials) is the mailer's
+//!   configuration, not the mail's fault: retried, so that fixing it sends the held mail.
 //!
 //! Sent ids: the ids this process sent are remembered ([`SENT_IDS_CAPACITY`] at most, each for
 //! [`SENT_IDS_LIFETIME`]), so a job redelivered to this process (an ack lost with its channel,
@@ -16,7 +18,8 @@
 //! at-least-once: a job redelivered to another replica, or to this one after a restart (the
 //! record is in memory), or one whose ack was lost between the SMTP server's acceptance and the
 //! ack after a crash, is sent again; so is a send that timed out after the server had in fact
-//! accepted it. SMTP itself has no idempotency key, so a shared record would only narrow this.
+//! accepted it, and two copies of one id in hand at once (RabbitMQ does not deliver a message
+//! again while it is in hand, so only a job published twice could do that). SMTP itself has no idempotency key, so a shared record would only narrow this.
 
 use std::time::Duration;
 
@@ -46,10 +49,10 @@ pub enum AfterFailure {
     DeadLetter,
 }
 
-/// The failure policy in one place: only a 5xx reply is final.
+/// The failure policy in one place: only a 5xx reply to the mail itself is final.
 pub fn after_failure(error: &SmtpError) -> AfterFailure {
     match error {
-        SmtpError::Refused { code, .. } if code.starts_with('5') => AfterFailure::DeadLetter,
+        SmtpError::Refused { code, about_the_mail: true, .. } if code.starts_with('5') => AfterFailure::DeadLetter,
         SmtpError::Refused { .. } | SmtpError::Unreachable(_) | SmtpError::Timeout(_) => AfterFailure::Retry,
     }
 }
@@ -142,7 +145,7 @@ mod tests {
     use super::*;
 
     fn refused(code: &str) -> SmtpError {
-        SmtpError::Refused { code: code.into(), source: format!("{code} no").into() }
+        SmtpError::Refused { code: code.into(), about_the_mail: true, source: format!("{code} no").into() }
     }
 
     #[test]
@@ -152,6 +155,11 @@ mod tests {
             (refused("554"), AfterFailure::DeadLetter, "transaction failed"),
             (refused("421"), AfterFailure::Retry, "service not available, closing"),
             (refused("451"), AfterFailure::Retry, "local error, try later"),
+            (
+                SmtpError::Refused { code: "535".into(), about_the_mail: false, source: "bad credentials".into() },
+                AfterFailure::Retry,
+                "AUTH refused: our configuration, not the mail",
+            ),
             (SmtpError::Unreachable("connection refused".into()), AfterFailure::Retry, "server down"),
             (SmtpError::Timeout(Duration::from_secs(1)), AfterFailure::Retry, "no answer"),
         ];

@@ -82,6 +82,9 @@ pub enum SmtpError {
     #[error("the mail server refused the mail (SMTP {code}); it was not sent")]
     Refused {
         code: String,
+        /// Whether the refusal answered the mail itself (MAIL, RCPT, DATA), rather than opening
+        /// the session (greeting, EHLO, STARTTLS, AUTH): only the former is about this mail.
+        about_the_mail: bool,
         /// lettre's error, boxed: lettre offers no way to make one, and the tests of the failure
         /// policy need refusals of every code.
         #[source]
@@ -101,7 +104,7 @@ impl std::fmt::Debug for SmtpError {
 impl From<lettre::transport::smtp::Error> for SmtpError {
     fn from(error: lettre::transport::smtp::Error) -> Self {
         match error.status() {
-            Some(code) => SmtpError::Refused { code: code.to_string(), source: error.into() },
+            Some(code) => SmtpError::Refused { code: code.to_string(), about_the_mail: false, source: error.into() },
             None => SmtpError::Unreachable(error.into()),
         }
     }
@@ -158,7 +161,11 @@ impl SmtpMailer {
 
     async fn send_now(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SmtpError> {
         let mut lease = Lease(Some(self.pool.get().await.map_err(|e| self.pool.manager().pool_error(e))?));
-        let response = lease.connection().send(envelope, bytes).await?;
+        let response =
+            lease.connection().send(envelope, bytes).await.map_err(|error| match SmtpError::from(error) {
+                SmtpError::Refused { code, source, .. } => SmtpError::Refused { code, about_the_mail: true, source },
+                other => other,
+            })?;
         tracing::debug!(code = %response.code(), "mail accepted");
         lease.give_back();
         Ok(())
