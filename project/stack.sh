@@ -28,7 +28,7 @@
 #   STACK_STOP_TIMEOUT=20   seconds each may take to stop before it is killed
 #   LOG_FORMAT=compact      compact (one line per event), pretty or json
 #   Anything else set in this shell (RUST_LOG, BCRYPT_COST, MAIL_*, ...) reaches the services;
-#   DSN, MONGO_DB, EXCHANGE, QUEUE_NAME, MAIL_PORT and MAILCATCHER_URL set there replace the
+#   DSN, MONGO_DB, EXCHANGE, QUEUE_NAME, MAIL_EXCHANGE, MAIL_QUEUE, MAIL_PORT and MAILCATCHER_URL set there replace the
 #   stack's own.
 set -euo pipefail
 
@@ -76,6 +76,8 @@ MAILCATCHER_PORT="$(port_of MAILCATCHER_PORT)"
 # The servers are shared; what the stack keeps in them is its own.
 STACK_EXCHANGE="${EXCHANGE:-$(name_of EXCHANGE)}"
 STACK_QUEUE="${QUEUE_NAME:-$(name_of QUEUE_NAME)}"
+STACK_MAIL_EXCHANGE="${MAIL_EXCHANGE:-$(name_of MAIL_EXCHANGE)}"
+STACK_MAIL_QUEUE="${MAIL_QUEUE:-$(name_of MAIL_QUEUE)}"
 STACK_MONGO_DB="${MONGO_DB:-$(name_of MONGO_DB)}"
 STACK_POSTGRES_DB="$(name_of POSTGRES_DB)"
 STACK_DSN="${DSN:-postgres://${WIRING[POSTGRES_USER]}:${WIRING[POSTGRES_PASSWORD]}@127.0.0.1:${WIRING[POSTGRES_PORT]}/$STACK_POSTGRES_DB}"
@@ -110,13 +112,16 @@ service_env() {
   case "$name" in
     authentication) printf '%s\n' "DSN=$STACK_DSN" ;;
     logger) printf '%s\n' "RPC_PORT=$LOGGER_RPC_PORT" "MONGO_DB=$STACK_MONGO_DB" ;;
-    mailer) printf '%s\n' "MAIL_PORT=$STACK_MAIL_PORT" ;;
+    mailer)
+      printf '%s\n' "MAIL_PORT=$STACK_MAIL_PORT" "MAIL_EXCHANGE=$STACK_MAIL_EXCHANGE" "MAIL_QUEUE=$STACK_MAIL_QUEUE"
+      ;;
     listener)
       printf '%s\n' "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" "EXCHANGE=$STACK_EXCHANGE" "QUEUE_NAME=$STACK_QUEUE"
       ;;
     broker)
       printf '%s\n' "AUTH_URL=http://127.0.0.1:$AUTH_PORT" "LOGGER_RPC_ADDR=127.0.0.1:$LOGGER_RPC_PORT" \
         "MAILER_URL=http://127.0.0.1:$MAILER_PORT" "EXCHANGE=$STACK_EXCHANGE" "QUEUE_NAME=$STACK_QUEUE" \
+        "MAIL_EXCHANGE=$STACK_MAIL_EXCHANGE" "MAIL_QUEUE=$STACK_MAIL_QUEUE" \
         "CORS_ALLOWED_ORIGINS=http://localhost:$FRONTEND_PORT,http://127.0.0.1:$FRONTEND_PORT"
       ;;
     frontend) printf '%s\n' "BROKER_URL=http://localhost:$BROKER_PORT" "MAILCATCHER_URL=$MAILCATCHER_URL" ;;

@@ -32,6 +32,12 @@ pub struct Settings {
     /// accepted before any listener ever ran is queued, not dropped by an unbound exchange.
     #[serde(rename = "QUEUE_NAME")]
     pub queue: String,
+    /// The exchange a mail is queued on while the mailer is down (`mail`).
+    #[serde(rename = "MAIL_EXCHANGE")]
+    pub mail_exchange: String,
+    /// The mailers' shared queue of mail jobs (`mail`), declared here for the same reason.
+    #[serde(rename = "MAIL_QUEUE")]
+    pub mail_queue: String,
     /// Browser origins allowed to call the broker (CORS), comma-separated.
     #[serde(rename = "CORS_ALLOWED_ORIGINS", deserialize_with = "settings::list")]
     pub cors_allowed_origins: Vec<String>,
@@ -65,6 +71,8 @@ impl Default for Settings {
             rabbit_url: wiring::RABBIT_URL.into(),
             exchange: contract::event::EXCHANGE.into(),
             queue: contract::event::DEFAULT_QUEUE.into(),
+            mail_exchange: contract::mail::EXCHANGE.into(),
+            mail_queue: contract::mail::DEFAULT_QUEUE.into(),
             // The frontend's origin, by name and by address.
             cors_allowed_origins: ["localhost", wiring::LOCAL_HOST]
                 .map(|host| format!("http://{host}:{}", wiring::FRONTEND_PORT))
@@ -115,6 +123,7 @@ mod tests {
         assert_eq!(settings.rabbit_url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(settings.exchange, "logs_topic");
         assert_eq!(settings.queue, "logs");
+        assert_eq!((settings.mail_exchange.as_str(), settings.mail_queue.as_str()), ("mail", "mail"));
         assert_eq!(settings.cors_allowed_origins, ["http://localhost:8081", "http://127.0.0.1:8081"]);
         assert_eq!(settings.mailer_timeout, Duration::from_secs(10));
         assert_eq!(settings.protect.protected_actions, ["logs", "mail"]);

@@ -8,7 +8,7 @@
 //!   that speak it link tarpc.
 //! - [`paths`]: every service's REST paths, registered by the service and called by its clients.
 //! - [`event`]: the AMQP event published to the `logs_topic` exchange and its routing keys.
-//! - [`mail`]: the mailer's `POST /send` body.
+//! - [`mail`]: the mailer's `POST /send` body, and the mail job queued on RabbitMQ.
 //! - [`token`]: the access token's claims and the login answer that carries it.
 //! - `go_original` (feature `go-original-fixtures`): the Go original's exact bytes at every
 //!   shared seam, recorded once in `fixtures/go-micro/`, for tests.

@@ -1,7 +1,8 @@
 //! The mailer's `POST /send` body, also the payload of the broker's `mail` action, and the rules
-//! of its fields.
+//! of its fields; and the job the broker queues on RabbitMQ when the mailer cannot take a mail.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
 
 use crate::validate::{self, EmailAddress, MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS, Problem, text_newtype};
 
@@ -17,6 +18,31 @@ pub struct MailPayload {
     pub to: EmailAddress,
     pub subject: Subject,
     pub message: MessageText,
+}
+
+/// The durable exchange mail jobs are published to (`MAIL_EXCHANGE` overrides it).
+pub const EXCHANGE: &str = "mail";
+/// The durable queue the mailer replicas share (`MAIL_QUEUE` overrides it).
+pub const DEFAULT_QUEUE: &str = "mail";
+/// The routing key of every job, and the queue's binding.
+pub const ROUTING_KEY: &str = "mail.send";
+/// Content type of a job's body.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// `{"id", "mail": {...}}`: a mail the broker queued because the mailer was down. The id is the
+/// AMQP `message_id` too; the mailer remembers the ids it sent, so a redelivered job is not
+/// sent twice by the same process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailJob {
+    pub id: Uuid,
+    pub mail: MailPayload,
+}
+
+impl MailJob {
+    /// A job with a fresh id.
+    pub fn new(mail: MailPayload) -> Self {
+        Self { id: Uuid::new_v4(), mail }
+    }
 }
 
 /// `from` as [`blank_is_none`] reads it: an address, a blank string or null.
@@ -112,6 +138,23 @@ mod tests {
         let mut without = mail();
         without.as_object_mut().unwrap().remove("from");
         assert_eq!(validate::from_value::<MailPayload>(without).unwrap().from, None);
+    }
+
+    #[test]
+    fn a_job_round_trips_through_json_and_keeps_its_id() {
+        let job = MailJob::new(validate::from_value(mail()).unwrap());
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["id"], json!(job.id.to_string()));
+        assert_eq!(json["mail"], mail(), "the mail travels as the mailer's /send body");
+        let back: MailJob = serde_json::from_value(json).unwrap();
+        assert_eq!(back, job);
+        assert_ne!(MailJob::new(back.mail.clone()).id, job.id, "each job has its own id");
+    }
+
+    #[test]
+    fn a_job_with_a_bad_mail_is_refused() {
+        let bad = json!({"id": uuid::Uuid::new_v4(), "mail": with("to", json!("nope"))});
+        assert!(serde_json::from_value::<MailJob>(bad).is_err());
     }
 
     #[test]

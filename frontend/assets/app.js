@@ -102,6 +102,14 @@
     }
   }
 
+  // A 2xx is a success; a mail the broker queued on RabbitMQ because the mailer is down (202,
+  // "Message queued for …") is accepted but not sent yet: its own kind, not an error.
+  function kindOf(status, body) {
+    if (status < 200 || status >= 300) return "error";
+    const queued = body && body.error === false && typeof body.message === "string" && body.message.startsWith("Message queued for ");
+    return queued ? "queued" : "ok";
+  }
+
   function setStatus(kind, text) {
     els.status.className = `badge badge-${kind}`;
     els.status.textContent = text;
@@ -132,10 +140,10 @@
     try {
       const { status, text } = await post(request.path, bodyText);
       const body = parse(text);
-      const kind = status >= 200 && status < 300 ? "ok" : "error";
+      const kind = kindOf(status, body);
       els.received.textContent = body === undefined ? text : JSON.stringify(body, null, 2);
       els.received.dataset.action = key;
-      setStatus(kind, `${status} ${REASONS[status] ?? ""}`.trim());
+      setStatus(kind, kind === "queued" ? `${status} queued` : `${status} ${REASONS[status] ?? ""}`.trim());
       if (key === "auth" && kind === "ok" && body && body.data && typeof body.data.token === "string") {
         token = body.data.token;
       }

@@ -107,6 +107,13 @@ pub struct Handler {
     backoff: RetryPolicy,
 }
 
+impl service_kit::amqp::consumer::Handler for Handler {
+    fn handle(&self, delivery: Delivery) -> impl std::future::Future<Output = ()> + Send {
+        // The inherent method below.
+        Handler::handle(self, delivery)
+    }
+}
+
 impl Handler {
     pub fn new(logger: LoggerRpc, max_attempts: u32, max_in_flight_writes: usize, backoff: RetryPolicy) -> Self {
         let in_flight = Arc::new(Semaphore::new(max_in_flight_writes.max(1)));

@@ -3,8 +3,8 @@
 //!
 //! - [`settings`]: `PORT` (8086), `RABBIT_URL`, `LOGGER_RPC_ADDR`, `QUEUE_NAME`, `EXCHANGE`,
 //!   `PREFETCH`, `MAX_ATTEMPTS`, timeouts and backoffs.
-//! - [`consumer`]: the loop that connects with backoff, declares the topology
-//!   (`service_kit::amqp::Topology`), consumes with manual acks within a prefetch window, and
+//! - `service_kit::amqp::consumer`: the loop (shared with the mailer) that connects with
+//!   backoff, declares the topology, consumes with manual acks within a prefetch window, and
 //!   reconnects after any loss of the connection.
 //! - [`handler`]: one delivery: parse, check, store through the shared logger client, then ack;
 //!   malformed messages go to the dead-letter queue at once, failing writes after a bounded
@@ -18,12 +18,12 @@
 //! ack or a crash) is stored once, because the logger stores an event id at most once.
 #![forbid(unsafe_code)]
 
-pub mod consumer;
 pub mod go_original;
 pub mod handler;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 
+pub use service_kit::amqp::consumer::StopHandle;
 pub use settings::Settings;
-pub use startup::{Application, StopHandle};
+pub use startup::Application;

@@ -1,14 +1,13 @@
 //! Building and running the listener: the consuming loop and the `/health` + `/ready` server.
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use anyhow::Context;
 use service_kit::Readiness;
+use service_kit::amqp::consumer::{self, Consumer, StopHandle};
 use service_kit::logger_client::LoggerRpc;
 use service_kit::retry::RetryPolicy;
 use service_kit::server::{HttpService, bind};
-use tokio::sync::watch;
 
-use crate::consumer::Consumer;
 use crate::handler::Handler;
 use crate::routes;
 use crate::settings::Settings;
@@ -20,22 +19,7 @@ pub struct Application {
     /// The health server; resolves when it stopped (SIGTERM/SIGINT, or [`StopHandle::stop`]).
     server: Server,
     /// The consuming loop, started by `run_until_stopped`.
-    consumer: Consumer,
-    /// Set to `true` to stop consuming.
-    stop: watch::Sender<bool>,
-}
-
-/// Stops a running [`Application`] from elsewhere (tests stop one listener among several).
-#[derive(Clone)]
-pub struct StopHandle {
-    http: ServerHandle,
-}
-
-impl StopHandle {
-    /// Stops the health server; the consumer then finishes the deliveries in hand and closes.
-    pub async fn stop(&self) {
-        self.http.stop(true).await;
-    }
+    consumer: Consumer<Handler>,
 }
 
 impl Application {
@@ -49,7 +33,7 @@ impl Application {
             settings.max_in_flight_writes,
             RetryPolicy::forever(settings.retry_min, settings.retry_max),
         );
-        let status = Consumer::initial_status();
+        let status = consumer::initial_status();
         let consumer = Consumer {
             rabbit_url: settings.rabbit_url.clone(),
             connection_name: settings.connection_name.clone(),
@@ -73,8 +57,7 @@ impl Application {
             .with_context(|| format!("cannot bind the HTTP port {}:{}", settings.http.host, settings.http.port))?;
         let server = HttpService::new(&settings.http, readiness).workers(1).run(listener, (), routes::configure)?;
         tracing::info!(port, queue = %settings.queue, exchange = %settings.exchange, "listener built");
-        let (stop, _) = watch::channel(false);
-        Ok(Self { port, server, consumer, stop })
+        Ok(Self { port, server, consumer })
     }
 
     pub fn port(&self) -> u16 {
@@ -83,21 +66,14 @@ impl Application {
 
     /// A handle that stops the listener once it runs.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { http: self.server.handle() }
+        StopHandle::of(&self.server)
     }
 
     /// Consumes and serves `/health` and `/ready` until SIGTERM/SIGINT (or [`StopHandle::stop`]):
     /// then stops taking deliveries, finishes those in hand (bounded), and closes the connection.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, consumer, stop, .. } = self;
-        let stopped = stop.subscribe();
-        let server = async move {
-            let result = server.await;
-            stop.send_replace(true);
-            result
-        };
-        let (result, ()) = tokio::join!(server, consumer.run(stopped));
-        result.context("the health server failed")?;
+        let Application { server, consumer, .. } = self;
+        consumer.run_beside(server).await.context("the health server failed")?;
         tracing::info!("listener stopped");
         Ok(())
     }

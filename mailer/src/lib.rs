@@ -9,10 +9,14 @@
 //! - [`smtp`]: one pooled lettre transport with connect and send timeouts.
 //! - [`state`]: what the handlers share (the SMTP transport, the templates, the default sender).
 //! - [`routes`]: the `/send` handler and its error-to-status mapping.
-//! - [`startup`]: [`Application`], binding and running the HTTP server.
+//! - [`jobs`]: the mail jobs the broker queued on RabbitMQ while the mailer was down: sent
+//!   through the same pool, acked after SMTP accepted them, retried through an SMTP outage,
+//!   dead-lettered when refused for good.
+//! - [`startup`]: [`Application`], binding and running the HTTP server beside the job consumer.
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod jobs;
 pub mod routes;
 pub mod settings;
 pub mod smtp;
@@ -20,5 +24,6 @@ pub mod startup;
 pub mod state;
 pub mod templates;
 
+pub use service_kit::amqp::consumer::StopHandle;
 pub use settings::Settings;
 pub use startup::Application;

@@ -16,6 +16,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The SMTP server and the connection pool.
     pub smtp: SmtpSettings,
+    /// The queue of mail jobs the broker publishes while the mailer is down.
+    pub queue: QueueSettings,
     /// Display name of the default sender (`FROM_NAME`).
     #[serde(rename = "FROM_NAME")]
     pub from_name: String,
@@ -30,6 +32,7 @@ impl Default for Settings {
         Self {
             http: HttpSettings::on_port(wiring::MAILER_PORT),
             smtp: SmtpSettings::default(),
+            queue: QueueSettings::default(),
             from_name: "John Smith".into(),
             from_address: "john.smith@example.com".into(),
         }
@@ -86,6 +89,55 @@ impl Default for SmtpSettings {
     }
 }
 
+/// Where the mail jobs wait, and how the mailer takes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QueueSettings {
+    /// RabbitMQ; may carry credentials (`RABBIT_URL`).
+    #[serde(rename = "RABBIT_URL")]
+    pub rabbit_url: SecretString,
+    /// The exchange the broker publishes mail jobs to (`MAIL_EXCHANGE`, `mail`).
+    #[serde(rename = "MAIL_EXCHANGE")]
+    pub exchange: String,
+    /// The queue the mailer replicas share (`MAIL_QUEUE`, `mail`).
+    #[serde(rename = "MAIL_QUEUE")]
+    pub queue: String,
+    /// Unacknowledged jobs at once (`MAIL_PREFETCH`): each is one send in flight.
+    #[serde(rename = "MAIL_PREFETCH", deserialize_with = "settings::count")]
+    pub prefetch: u16,
+    /// First delay of every backoff: reconnecting to RabbitMQ, sending a job again while the
+    /// SMTP server is down (`MAIL_RETRY_MIN_MS`).
+    #[serde(rename = "MAIL_RETRY_MIN_MS", deserialize_with = "settings::positive_millis")]
+    pub retry_min: Duration,
+    /// Longest delay of every backoff (`MAIL_RETRY_MAX_MS`).
+    #[serde(rename = "MAIL_RETRY_MAX_MS", deserialize_with = "settings::positive_millis")]
+    pub retry_max: Duration,
+    /// The AMQP connection's name in `rabbitmqctl list_connections` (`MAIL_CONNECTION_NAME`).
+    #[serde(rename = "MAIL_CONNECTION_NAME")]
+    pub connection_name: String,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            rabbit_url: wiring::RABBIT_URL.into(),
+            exchange: contract::mail::EXCHANGE.into(),
+            queue: contract::mail::DEFAULT_QUEUE.into(),
+            // About the SMTP pool's size: more would only wait for a connection.
+            prefetch: 10,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+            connection_name: "mailer".into(),
+        }
+    }
+}
+
+impl QueueSettings {
+    pub fn topology(&self) -> service_kit::amqp::Topology {
+        service_kit::amqp::Topology::mail(&self.exchange, &self.queue)
+    }
+}
+
 /// `MAIL_ENCRYPTION`, with the Go original's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "String")]
@@ -123,7 +175,11 @@ impl TryFrom<String> for Encryption {
 impl Settings {
     /// Reads the settings; unset values take the defaults of a local run (maildev on 1025).
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let settings: Self = env.read(wiring::MAILER_PORT, &["smtp"])?;
+        let settings: Self = env.read(wiring::MAILER_PORT, &["smtp", "queue"])?;
+        if settings.queue.retry_max < settings.queue.retry_min {
+            let value = settings.queue.retry_max.as_millis().to_string();
+            return Err(SettingsError::new("MAIL_RETRY_MAX_MS", &value, "must not be below MAIL_RETRY_MIN_MS"));
+        }
         settings.default_sender()?;
         Ok(settings)
     }
@@ -154,6 +210,8 @@ mod tests {
         assert_eq!(settings.smtp.domain, "localhost");
         assert!(settings.smtp.username.is_empty() && settings.smtp.password.expose_secret().is_empty());
         assert_eq!(settings.default_sender().unwrap().to_string(), "John Smith <john.smith@example.com>");
+        assert_eq!((settings.queue.exchange.as_str(), settings.queue.queue.as_str()), ("mail", "mail"));
+        assert_eq!(settings.queue.rabbit_url.expose_secret(), wiring::RABBIT_URL);
     }
 
     #[test]
@@ -175,6 +233,9 @@ mod tests {
             ("MAIL_CONNECT_TIMEOUT_MS", "0"),
             ("FROM_ADDRESS", "not an address"),
             ("FROM_NAME", "Evil\r\nBcc: x@y.z"),
+            ("MAIL_PREFETCH", "0"),
+            ("MAIL_RETRY_MIN_MS", "0"),
+            ("MAIL_RETRY_MAX_MS", "1"),
         ];
         for (key, value) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

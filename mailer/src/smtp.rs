@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 
 use crate::settings::{Encryption, SmtpSettings};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Sends mails through the configured SMTP server. Cheap to clone; clones share the pool.
 #[derive(Clone)]
@@ -82,8 +82,13 @@ pub enum SmtpError {
     #[error("the mail server refused the mail (SMTP {code}); it was not sent")]
     Refused {
         code: String,
+        /// Whether the refusal answered the mail itself (MAIL, RCPT, DATA), rather than opening
+        /// the session (greeting, EHLO, STARTTLS, AUTH): only the former is about this mail.
+        about_the_mail: bool,
+        /// lettre's error, boxed: lettre offers no way to make one, and the tests of the failure
+        /// policy need refusals of every code.
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: BoxError,
     },
     /// No answer in time; the mail may or may not have been accepted.
     #[error("the mail server did not confirm the mail within {0:?}")]
@@ -99,7 +104,7 @@ impl std::fmt::Debug for SmtpError {
 impl From<lettre::transport::smtp::Error> for SmtpError {
     fn from(error: lettre::transport::smtp::Error) -> Self {
         match error.status() {
-            Some(code) => SmtpError::Refused { code: code.to_string(), source: error },
+            Some(code) => SmtpError::Refused { code: code.to_string(), about_the_mail: false, source: error.into() },
             None => SmtpError::Unreachable(error.into()),
         }
     }
@@ -156,7 +161,11 @@ impl SmtpMailer {
 
     async fn send_now(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SmtpError> {
         let mut lease = Lease(Some(self.pool.get().await.map_err(|e| self.pool.manager().pool_error(e))?));
-        let response = lease.connection().send(envelope, bytes).await?;
+        let response =
+            lease.connection().send(envelope, bytes).await.map_err(|error| match SmtpError::from(error) {
+                SmtpError::Refused { code, source, .. } => SmtpError::Refused { code, about_the_mail: true, source },
+                other => other,
+            })?;
         tracing::debug!(code = %response.code(), "mail accepted");
         lease.give_back();
         Ok(())

@@ -1,5 +1,6 @@
 //! What each service links, checked with `cargo tree`: a service that does not talk to RabbitMQ
-//! or to the logger's RPC server builds without lapin and tarpc. They sit behind service-kit's
+//! or to the logger's RPC server builds without lapin and tarpc (the mailer consumes queued mail
+//! jobs, so it links lapin, but not tarpc). They sit behind service-kit's
 //! `amqp` and `logger-rpc` features and contract's `rpc` feature; turning one on by accident
 //! (a missing `default-features`, a feature enabled for all) fails here.
 
@@ -11,7 +12,7 @@ use std::process::Command;
 const TRANSPORT_CRATES: [&str; 3] = ["lapin", "deadpool-lapin", "tarpc"];
 
 /// Services that speak neither AMQP nor the logger's RPC.
-const PLAIN_HTTP_SERVICES: [&str; 3] = ["frontend", "authentication", "mailer"];
+const PLAIN_HTTP_SERVICES: [&str; 2] = ["frontend", "authentication"];
 
 /// Every package in `package`'s normal (non-dev, non-build) dependency tree, by name.
 fn normal_dependencies(package: &str) -> BTreeSet<String> {
@@ -43,12 +44,22 @@ fn services_that_only_speak_http_link_neither_lapin_nor_tarpc() {
 #[test]
 fn services_that_publish_consume_or_call_the_logger_do_link_them() {
     // The control: the check above would pass vacuously if `cargo tree` printed something else.
-    let expected: [(&str, &[&str]); 3] =
-        [("broker", &["lapin", "tarpc"]), ("listener", &["lapin", "tarpc"]), ("logger", &["tarpc"])];
+    let expected: [(&str, &[&str]); 4] = [
+        ("broker", &["lapin", "tarpc"]),
+        ("listener", &["lapin", "tarpc"]),
+        ("logger", &["tarpc"]),
+        ("mailer", &["lapin"]),
+    ];
     for (service, crates) in expected {
         let dependencies = normal_dependencies(service);
         for name in crates {
             assert!(dependencies.contains(*name), "{service} should link {name}: {dependencies:?}");
         }
     }
+}
+
+#[test]
+fn the_mailer_consumes_mail_jobs_over_amqp_but_never_calls_the_logger_over_rpc() {
+    let dependencies = normal_dependencies("mailer");
+    assert!(!dependencies.contains("tarpc"), "mailer links tarpc: `cargo tree -p mailer -e normal -i tarpc` says why");
 }

@@ -1,11 +1,13 @@
-//! RabbitMQ, written once: the event topology both sides declare, and the confirming publisher
-//! the broker uses. The consumer lives in `listener/`.
+//! RabbitMQ, written once: the topologies both sides declare (events, and mail jobs), the
+//! confirming publisher the broker uses, and the consuming loop ([`consumer`]) of the listener
+//! and the mailer.
 //!
 //! Topology: a durable topic exchange (`logs_topic`), ONE durable named queue (`logs`) bound to
 //! `log.*` that every listener replica consumes from (so replicas compete for events instead of
 //! each storing a copy), and a dead-letter exchange (`<exchange>.dlx`, fanout) with its durable
 //! queue (`<queue>.dead`) where rejected messages wait for a human. Declaring is idempotent, so
-//! every process that needs the topology declares all of it.
+//! every process that needs the topology declares all of it. Mail jobs have the same shape under
+//! their own names (`mail` exchange, `mail` queue bound to `mail.send`, see [`Topology::mail`]).
 //!
 //! Publisher: connections come from a `deadpool-lapin` pool and confirm-mode channels from a
 //! second pool on top of it. A publish borrows a channel only to send, then waits for the
@@ -16,6 +18,7 @@
 use std::time::Duration;
 
 use contract::event::{BINDING_KEY, CONTENT_TYPE, LogEvent};
+use contract::mail::MailJob;
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
@@ -23,6 +26,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ConnectionProperties, ExchangeKind};
+use serde::Serialize;
+
+pub mod consumer;
 
 /// `delivery_mode` of a message RabbitMQ writes to disk (survives a broker restart).
 pub const PERSISTENT: u8 = 2;
@@ -34,8 +40,10 @@ pub const PUBLISH_CHANNELS: usize = 8;
 pub struct Topology {
     /// The durable topic exchange events are published to.
     pub exchange: String,
-    /// The durable queue, bound to `log.*`, that listener replicas share.
+    /// The durable queue, bound to [`binding_key`](Self::binding_key), that consumer replicas share.
     pub queue: String,
+    /// What the queue takes from the exchange: `log.*` for events, `mail.send` for mail jobs.
+    pub binding_key: String,
     /// Where the queue sends rejected messages (fanout: the routing key is kept, not used).
     pub dead_letter_exchange: String,
     /// The durable queue behind the dead-letter exchange.
@@ -43,14 +51,21 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// The topology of `exchange` and `queue`; the dead-letter names are derived from them.
+    /// The event topology of `exchange` and `queue`; the dead-letter names are derived from them.
     pub fn new(exchange: &str, queue: &str) -> Self {
         Self {
             exchange: exchange.to_owned(),
             queue: queue.to_owned(),
+            binding_key: BINDING_KEY.to_owned(),
             dead_letter_exchange: format!("{exchange}.dlx"),
             dead_letter_queue: format!("{queue}.dead"),
         }
+    }
+
+    /// The mail-job topology of `exchange` and `queue`: the same shape, bound to
+    /// [`contract::mail::ROUTING_KEY`].
+    pub fn mail(exchange: &str, queue: &str) -> Self {
+        Self { binding_key: contract::mail::ROUTING_KEY.to_owned(), ..Self::new(exchange, queue) }
     }
 
     /// Declares everything (idempotent): exchanges, queues, bindings, the dead-letter route.
@@ -91,7 +106,7 @@ impl Topology {
             .queue_bind(
                 self.queue.as_str().into(),
                 self.exchange.as_str().into(),
-                BINDING_KEY.into(),
+                self.binding_key.as_str().into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -267,15 +282,35 @@ impl EventPublisher {
     /// because the event keeps its id and the logger stores an id once.
     #[tracing::instrument(name = "amqp.publish", skip(self, event), fields(exchange = %self.topology.exchange, event_id = %event.id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<(), PublishError> {
+        let timestamp = u64::try_from(event.created_at.timestamp()).unwrap_or_default();
+        self.publish_json(&event.routing_key(), &event.id.to_string(), timestamp, event).await
+    }
+
+    /// Publishes a mail `job` (persistent, JSON, routing key `mail.send`, its id as the message
+    /// id) on a publisher made with a [`Topology::mail`], and returns once RabbitMQ confirmed it.
+    #[tracing::instrument(name = "amqp.publish_mail", skip(self, job), fields(exchange = %self.topology.exchange, job_id = %job.id))]
+    pub async fn publish_mail(&self, job: &MailJob) -> Result<(), PublishError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.publish_json(contract::mail::ROUTING_KEY, &job.id.to_string(), now.as_secs(), job).await
+    }
+
+    /// Publishes `body` as persistent JSON under `routing_key` and `message_id`, within the
+    /// timeout, and waits for RabbitMQ's confirm: the one way every message type is sent.
+    async fn publish_json<T: Serialize>(
+        &self,
+        routing_key: &str,
+        message_id: &str,
+        timestamp: u64,
+        body: &T,
+    ) -> Result<(), PublishError> {
         let body =
-            serde_json::to_vec(event).map_err(|e| PublishError::Amqp(format!("cannot encode the event: {e}")))?;
+            serde_json::to_vec(body).map_err(|e| PublishError::Amqp(format!("cannot encode the message: {e}")))?;
         let properties = BasicProperties::default()
             .with_delivery_mode(PERSISTENT)
             .with_content_type(CONTENT_TYPE.into())
-            .with_message_id(event.id.to_string().into())
-            .with_timestamp(u64::try_from(event.created_at.timestamp()).unwrap_or_default());
-        let routing_key: ShortString = event.routing_key().into();
-        match tokio::time::timeout(self.timeout, self.publish_confirmed(routing_key, &body, properties)).await {
+            .with_message_id(message_id.into())
+            .with_timestamp(timestamp);
+        match tokio::time::timeout(self.timeout, self.publish_confirmed(routing_key.into(), &body, properties)).await {
             Ok(result) => result,
             Err(_) => Err(PublishError::Timeout(self.timeout)),
         }
@@ -461,5 +496,25 @@ mod tests {
         let topology = Topology::new("logs_topic", "logs");
         assert_eq!(topology.dead_letter_exchange, "logs_topic.dlx");
         assert_eq!(topology.dead_letter_queue, "logs.dead");
+        let mail = Topology::mail("mail", "mail");
+        assert_eq!((mail.binding_key.as_str(), mail.dead_letter_queue.as_str()), ("mail.send", "mail.dead"));
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_mail_job_waits_in_its_own_queue_as_persistent_json_with_its_id() {
+        let topology = Topology::mail(&testing::unique_name("mail-ex"), &testing::unique_name("mail-q"));
+        let (_, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        let mail = serde_json::from_value(serde_json::json!({"to": "you@there.com", "subject": "s", "message": "m"}));
+        let job = MailJob::new(mail.unwrap());
+        publisher.publish_mail(&job).await.expect("confirmed");
+
+        let delivery = get(&channel, &topology.queue).await.expect("the job is in the queue").delivery;
+        assert_eq!(delivery.routing_key.as_str(), "mail.send");
+        assert_eq!(delivery.properties.delivery_mode(), &Some(PERSISTENT));
+        let id = delivery.properties.message_id().as_ref().map(ShortString::to_string);
+        assert_eq!(id, Some(job.id.to_string()));
+        assert_eq!(serde_json::from_slice::<MailJob>(&delivery.data).unwrap(), job);
+        topology.delete(&channel).await.unwrap();
     }
 }

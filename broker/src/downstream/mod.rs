@@ -36,12 +36,16 @@ pub struct Downstreams {
     pub logger: LoggerRpc,
     /// AMQP with publisher confirms, over pooled channels.
     pub events: EventPublisher,
+    /// The same, on the mail-job topology: where a mail goes while the mailer is down.
+    pub mail_jobs: EventPublisher,
     /// One circuit breaker per downstream: every hop of `/handle` goes through its own.
     pub breakers: Breakers,
 }
 
 /// The name the broker's RabbitMQ connection shows in `rabbitmqctl list_connections`.
 pub const AMQP_CONNECTION_NAME: &str = "broker";
+/// The name of the broker's connection for mail jobs.
+pub const AMQP_MAIL_CONNECTION_NAME: &str = "broker-mail";
 
 impl Downstreams {
     /// Makes the clients; none connects before its first use, so the broker starts (and says
@@ -53,11 +57,17 @@ impl Downstreams {
             EventPublisher::with_topology(settings.rabbit_url.expose_secret(), topology, settings.rabbit_timeout)
                 .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
                 .context("cannot set up the RabbitMQ publisher")?;
+        let mail_topology = Topology::mail(&settings.mail_exchange, &settings.mail_queue);
+        let mail_jobs =
+            EventPublisher::with_topology(settings.rabbit_url.expose_secret(), mail_topology, settings.rabbit_timeout)
+                .and_then(|publisher| publisher.with_connection_name(AMQP_MAIL_CONNECTION_NAME))
+                .context("cannot set up the RabbitMQ mail-job publisher")?;
         Ok(Self {
             auth: RestService::new(Service::Authentication, &settings.auth_url, settings.auth_timeout, http.clone()),
             mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),
             logger: LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout),
             events,
+            mail_jobs,
             breakers: Breakers::new(&settings.breaker),
         })
     }

@@ -1,6 +1,7 @@
 //! The circuit breakers: a downstream that keeps failing is not called for a while, and the
-//! caller gets an immediate 503 naming it with `Retry-After`; after the open interval a trial
-//! goes through, and a recovered downstream is used again without a broker restart.
+//! caller gets an immediate 503 naming it with `Retry-After` (a mail is queued at once instead,
+//! while RabbitMQ takes it); after the open interval a trial goes through, and a recovered
+//! downstream is used again without a broker restart.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use authentication::migrations::{SEED_EMAIL, SEED_PASSWORD};
 use broker::breaker::BreakerSettings;
 use serde_json::{Value, json};
 use service_kit::testing::proxy::{Mode, Proxy, url_addr};
-use service_kit::testing::{MailCatcher, capture_logs, eventually, unique_name};
+use service_kit::testing::{self, MailCatcher, capture_logs, eventually, unique_name};
 
 use crate::helpers::{Answer, TestApp, settings_with_downstreams_down, spawn_broker};
 use crate::stack::spawn_stack_with;
@@ -52,14 +53,18 @@ fn assert_circuit_open(answer: &Answer, service: &str, open_for: Duration, why: 
 async fn a_hung_mailer_opens_its_circuit_then_a_trial_closes_it_once_the_mailer_is_back() {
     let logs = capture_logs();
     let stack = spawn_stack_with(|_| {}).await;
-    // A second broker, whose mailer is behind a proxy the test can hang and bring back.
+    // A second broker, whose mailer is behind a proxy the test can hang and bring back, and
+    // whose RabbitMQ is behind one it can take down.
     let proxy = Proxy::forward(url_addr(&stack.broker.settings.mailer_url)).await;
+    let rabbit = Proxy::forward(url_addr(&testing::rabbit_url())).await;
     let timeout = Duration::from_millis(600);
     let open_for = Duration::from_millis(1500);
     let mut settings = stack.broker.settings.clone();
     settings.mailer_url = format!("http://{}", proxy.addr);
     settings.mailer_timeout = timeout;
     settings.breaker = breaker(3, open_for.as_millis() as u64);
+    settings.rabbit_url = format!("amqp://guest:guest@{}/%2f", rabbit.addr).into();
+    settings.rabbit_timeout = Duration::from_millis(500);
     let app = spawn_broker(settings).await;
     let to = MailCatcher::unique_address();
     assert_eq!(ready_entry(&app, "mailer").await, "ok");
@@ -73,17 +78,27 @@ async fn a_hung_mailer_opens_its_circuit_then_a_trial_closes_it_once_the_mailer_
     }
     assert!(ready_entry(&app, "mailer").await.contains("circuit open, retry in "));
 
-    // Open: refused at once, without the connection attempt or the timeout.
-    let started = Instant::now();
-    let refused = 20;
-    for attempt in 0..refused {
-        assert_circuit_open(&app.handle(&mail_to(&to)).await, "mailer", open_for, &format!("refusal {attempt}"));
+    // Open: the mailer is not called (no connection attempt, no timeout); each mail is queued
+    // on RabbitMQ at once instead (the stack's mailer, which is up, sends them from there).
+    // A call that reached the hung mailer could not answer before its timeout: each of these
+    // answers in less proves the mailer was not called.
+    let queued = 20;
+    let mut slowest_queued = Duration::ZERO;
+    for attempt in 0..queued {
+        let started = Instant::now();
+        let answer = app.handle(&mail_to(&to)).await;
+        slowest_queued = slowest_queued.max(started.elapsed());
+        assert_eq!((answer.status, answer.message()), (202, format!("Message queued for {to}").as_str()), "{attempt}");
+        assert_eq!(answer.body["error"], json!(false));
     }
-    let all_refusals = started.elapsed();
     assert!(
-        all_refusals < slowest_failure,
-        "{refused} refusals took {all_refusals:?}, more than one failed call ({slowest_failure:?})"
+        slowest_queued < timeout,
+        "a queued mail took {slowest_queued:?}, not less than the mailer's timeout ({timeout:?}; slowest failed call {slowest_failure:?})"
     );
+    // RabbitMQ down too: neither sent nor queued, the mailer's open circuit is the answer.
+    rabbit.set(Mode::Down);
+    assert_circuit_open(&app.handle(&mail_to(&to)).await, "mailer", open_for, "RabbitMQ down too");
+    rabbit.set(Mode::Up);
     // The other downstreams have breakers of their own.
     let name = unique_name("breaker-log");
     assert_eq!(app.handle(&json!({"action": "log", "log": {"name": name, "data": "d"}})).await.status, 202);
@@ -102,8 +117,9 @@ async fn a_hung_mailer_opens_its_circuit_then_a_trial_closes_it_once_the_mailer_
     for _ in 0..3 {
         assert_eq!(app.handle(&mail_to(&to)).await.status, 202);
     }
-    eventually("the four mails in the catcher", Duration::from_secs(10), || async {
-        (stack.mail.mails_to(&to).await.len() == 4).then_some(())
+    // The four sent directly, and the twenty queued while the circuit was open.
+    eventually("the 24 mails in the catcher", Duration::from_secs(20), || async {
+        (stack.mail.mails_to(&to).await.len() == 4 + queued).then_some(())
     })
     .await;
 

@@ -79,6 +79,8 @@ pub fn settings_with_downstreams_down() -> Settings {
     settings.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port()).into();
     settings.exchange = service_kit::testing::unique_name("broker-test");
     settings.queue = service_kit::testing::unique_name("broker-test-q");
+    settings.mail_exchange = service_kit::testing::unique_name("broker-test-mail");
+    settings.mail_queue = service_kit::testing::unique_name("broker-test-mail-q");
     for timeout in [
         &mut settings.auth_timeout,
         &mut settings.logger_timeout,

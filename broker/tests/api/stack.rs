@@ -21,6 +21,8 @@ pub struct TestStack {
     pub logger: TestLogger,
     /// The listener's exchange and queue.
     pub topology: Topology,
+    /// The mail jobs' exchange and queue, shared by the broker and the mailer.
+    pub mail_topology: Topology,
     pub listener: listener::StopHandle,
     /// The SMTP catcher the mailer sends to.
     pub mail: MailCatcher,
@@ -37,6 +39,7 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     let postgres = TestPostgres::create().await;
     let exchange = unique_name("broker-ex");
     let queue = unique_name("broker-q");
+    let mail_topology = Topology::mail(&unique_name("broker-mail-ex"), &unique_name("broker-mail-q"));
 
     let mut settings =
         authentication::Settings::from_env(&Env::from_pairs([("DSN", postgres.url.as_str()), ("BCRYPT_COST", "4")]))
@@ -57,6 +60,9 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     ]))
     .expect("mailer settings");
     settings.http = HttpSettings::ephemeral();
+    settings.queue.rabbit_url = testing::rabbit_url().into();
+    settings.queue.exchange = mail_topology.exchange.clone();
+    settings.queue.queue = mail_topology.queue.clone();
     let mailer = mailer::Application::build(settings).await.expect("the mailer starts");
     let mailer_url = format!("http://127.0.0.1:{}", mailer.port());
     tokio::spawn(mailer.run_until_stopped());
@@ -73,6 +79,8 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     settings.rabbit_url = rabbit_url.into();
     settings.exchange = exchange;
     settings.queue = queue.clone();
+    settings.mail_exchange = mail_topology.exchange.clone();
+    settings.mail_queue = mail_topology.queue.clone();
     // The open course mode unless a test protects actions (`tokens.rs`).
     settings.protect = broker::protect::ProtectSettings::open();
     // The rate limits stay at their defaults: no test of the real path comes near them.
@@ -82,7 +90,15 @@ pub async fn spawn_stack_with(adjust: impl FnOnce(&mut Settings)) -> TestStack {
     // would have nowhere to go.
     wait_until_ready(&broker.http, &listener_ready).await;
 
-    TestStack { broker, _postgres: postgres, logger, topology, listener: listener_stop, mail: MailCatcher::new() }
+    TestStack {
+        broker,
+        _postgres: postgres,
+        logger,
+        topology,
+        mail_topology,
+        listener: listener_stop,
+        mail: MailCatcher::new(),
+    }
 }
 
 /// A listener's settings for the logger at `logger_rpc_addr`, on `exchange` and `queue`, with a
@@ -152,6 +168,7 @@ impl TestStack {
     pub async fn cleanup(self) {
         tokio::time::timeout(Duration::from_secs(20), self.listener.stop()).await.expect("the listener stops");
         delete_topology(&self.topology).await;
+        delete_topology(&self.mail_topology).await;
     }
 }
 

@@ -35,6 +35,16 @@ async fn the_script_sends_the_go_originals_bodies() {
 }
 
 #[tokio::test]
+async fn a_queued_mail_shows_as_queued_not_as_an_error() {
+    let app = spawn_app().await;
+    let script = app.get("/static/app.js").await.text().await.unwrap();
+    assert!(script.contains(r#"body.message.startsWith("Message queued for ")"#), "the broker's queued answer");
+    assert!(script.contains(r#"return queued ? "queued" : "ok";"#), "its own badge kind");
+    let style = app.get("/static/style.css").await.text().await.unwrap();
+    assert!(style.contains(".badge-queued {"), "and its own badge style");
+}
+
+#[tokio::test]
 async fn an_unknown_asset_is_a_404() {
     let app = spawn_app().await;
     let cases = [("/static/nope.js", "no such file"), ("/static/..%2FCargo.toml", "a path outside the assets")];

@@ -4,13 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use contract::mail::MailPayload;
 use contract::{Envelope, ValidationError, validate};
-use lettre::Message;
-use lettre::message::{Mailbox, MultiPart};
 
-use crate::domain::NewMail;
 use crate::smtp::SmtpError;
 use crate::state::AppState;
-use crate::templates::RenderedMail;
 
 /// The outcomes of a send a caller can act on.
 #[derive(thiserror::Error)]
@@ -51,20 +47,8 @@ impl ResponseError for SendError {
 pub async fn send(body: web::Json<validate::JsonBody>, state: web::Data<AppState>) -> Result<HttpResponse, SendError> {
     let payload: MailPayload = validate::from_value(body.into_inner().into_inner())?;
     tracing::Span::current().record("to", payload.to.as_str());
-    let mail = NewMail::new(payload, &state.default_sender);
-    let body = state.renderer.render(&mail).map_err(|e| SendError::Compose(e.into()))?;
-    let message = compose(&mail, body).map_err(|e| SendError::Compose(e.into()))?;
+    let (mail, message) = state.compose(payload).map_err(SendError::Compose)?;
     state.mailer.send(message).await?;
     tracing::info!("mail sent");
     Ok(HttpResponse::Accepted().json(Envelope::ok(format!("sent to {}", mail.to))))
-}
-
-/// The whole message: headers from the parsed fields, `multipart/alternative` body.
-fn compose(mail: &NewMail, body: RenderedMail) -> Result<Message, lettre::error::Error> {
-    Message::builder()
-        .from(mail.from.clone())
-        .to(Mailbox::new(None, mail.to.clone().into_inner()))
-        .subject(mail.subject.as_ref())
-        .message_id(None)
-        .multipart(MultiPart::alternative_plain_html(body.plain, body.html))
 }

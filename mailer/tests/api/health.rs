@@ -1,4 +1,9 @@
-use crate::helpers::spawn_app;
+use std::time::Duration;
+
+use serde_json::json;
+use service_kit::testing::{self, MailCatcher, eventually};
+
+use crate::helpers::{mail_to, spawn_app, spawn_app_with, test_settings};
 
 #[tokio::test]
 async fn health_answers_200() {
@@ -8,11 +13,28 @@ async fn health_answers_200() {
 }
 
 #[tokio::test]
-async fn ready_answers_200_when_the_smtp_server_answers() {
+async fn ready_answers_200_once_the_smtp_server_answers_and_the_job_consumer_is_consuming() {
     let app = spawn_app().await;
+    let body = eventually("the mailer is ready", Duration::from_secs(15), || async {
+        let (status, body) = app.get("/ready").await.status_and_envelope();
+        (status == 200).then_some(body)
+    })
+    .await;
+    let checks = body.data.unwrap();
+    assert_eq!((&checks["smtp"], &checks["rabbitmq"]), (&json!("ok"), &json!("ok")), "{checks}");
+}
+
+#[tokio::test]
+async fn without_rabbitmq_ready_names_it_and_direct_sends_still_work() {
+    let mut settings = test_settings();
+    settings.queue.rabbit_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::closed_port()).into();
+    let app = spawn_app_with(settings).await;
     let (status, body) = app.get("/ready").await.status_and_envelope();
-    assert_eq!(status, 200, "{body:?}");
-    assert_eq!(body.data.unwrap()["smtp"], "ok");
+    assert_eq!(status, 503, "{body:?}");
+    let rabbitmq = body.data.unwrap()["rabbitmq"].as_str().unwrap().to_owned();
+    assert_ne!(rabbitmq, "ok");
+    let to = MailCatcher::unique_address();
+    assert_eq!(app.send(&mail_to(&to)).await.status, 202, "the HTTP side does not need RabbitMQ");
 }
 
 #[tokio::test]

@@ -60,6 +60,10 @@ pub fn test_settings_for_smtp_port(smtp_port: u16) -> Settings {
     ]);
     let mut settings = Settings::from_env(&env).expect("valid test settings");
     settings.http = HttpSettings::ephemeral();
+    // Each test's own mail-job queue, so that no test takes another's (or a local stack's) jobs.
+    settings.queue.exchange = testing::unique_name("mail-ex");
+    settings.queue.queue = testing::unique_name("mail-q");
+    settings.queue.rabbit_url = testing::rabbit_url().into();
     settings
 }
 

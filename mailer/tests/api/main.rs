@@ -5,5 +5,6 @@ mod health;
 mod helpers;
 mod invalid_input;
 mod pool;
+mod queue;
 mod send;
 mod smtp_outage;

@@ -99,7 +99,7 @@ fn expected(wiring: &Wiring, service: &str, key: &str) -> Option<Expected> {
         "RABBIT_URL" => Expected::UrlPort(wiring.port("RABBIT_PORT")),
         "MONGO_URL" => Expected::UrlPort(wiring.port("MONGO_PORT")),
         "DSN" => Expected::Dsn(wiring.port("POSTGRES_PORT"), wiring.name("POSTGRES_DB")),
-        "MONGO_DB" | "EXCHANGE" | "QUEUE_NAME" => Expected::Name(wiring.name(key)),
+        "MONGO_DB" | "EXCHANGE" | "QUEUE_NAME" | "MAIL_EXCHANGE" | "MAIL_QUEUE" => Expected::Name(wiring.name(key)),
         _ => return None,
     })
 }
@@ -188,6 +188,8 @@ fn the_table_holds_the_rust_defaults_and_nothing_else() {
         ("MONGO_DB", wiring::MONGO_DB),
         ("EXCHANGE", contract::event::EXCHANGE),
         ("QUEUE_NAME", contract::event::DEFAULT_QUEUE),
+        ("MAIL_EXCHANGE", contract::mail::EXCHANGE),
+        ("MAIL_QUEUE", contract::mail::DEFAULT_QUEUE),
     ];
     let mut rust: BTreeMap<String, String> = ports.iter().map(|(k, v)| ((*k).to_owned(), v.to_string())).collect();
     rust.extend(names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -205,7 +207,7 @@ fn the_table_holds_the_rust_defaults_and_nothing_else() {
     );
     rust.insert("POSTGRES_USER".into(), user.clone());
     rust.insert("POSTGRES_PASSWORD".into(), password.clone());
-    assert_eq!(table, rust, "wiring.env vs service_kit::wiring and contract::event");
+    assert_eq!(table, rust, "wiring.env vs service_kit::wiring, contract::event and contract::mail");
 }
 
 #[test]
@@ -227,7 +229,17 @@ fn the_shell_reads_the_table_as_the_tests_do() {
 fn stack_env(offset: u32) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut command = Command::new("bash");
     command.arg(project_dir().join("stack.sh")).arg("env").env("STACK_PORT_OFFSET", offset.to_string());
-    for overriding in ["DSN", "MONGO_DB", "EXCHANGE", "QUEUE_NAME", "MAIL_PORT", "MAILCATCHER_URL", "STACK_HOST"] {
+    for overriding in [
+        "DSN",
+        "MONGO_DB",
+        "EXCHANGE",
+        "QUEUE_NAME",
+        "MAIL_EXCHANGE",
+        "MAIL_QUEUE",
+        "MAIL_PORT",
+        "MAILCATCHER_URL",
+        "STACK_HOST",
+    ] {
         command.env_remove(overriding);
     }
     let output = run_ok(&mut command);
@@ -260,8 +272,8 @@ fn the_launcher_wires_the_services_as_the_table_says() {
         ("authentication", &["DSN"][..]),
         ("logger", &["MONGO_DB"][..]),
         ("listener", &["EXCHANGE", "QUEUE_NAME"][..]),
-        ("broker", &["EXCHANGE", "QUEUE_NAME"][..]),
-        ("mailer", &["MAIL_PORT"][..]),
+        ("broker", &["EXCHANGE", "QUEUE_NAME", "MAIL_EXCHANGE", "MAIL_QUEUE"][..]),
+        ("mailer", &["MAIL_PORT", "MAIL_EXCHANGE", "MAIL_QUEUE"][..]),
     ] {
         for key in keys {
             assert!(services[service].contains_key(*key), "stack.sh gives {service} no {key}");

@@ -7,7 +7,7 @@ use contract::auth::Credentials;
 use contract::event::LogEvent;
 use contract::handle::LogsQuery;
 use contract::log::{EntryId, Level, LogPayload};
-use contract::mail::MailPayload;
+use contract::mail::{MailJob, MailPayload};
 use contract::paths;
 use contract::token::SignedIn;
 use service_kit::http::envelope;
@@ -121,15 +121,38 @@ pub async fn event(
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
 }
 
-/// `mail`: hands the mail to the mailer, which sends it before answering.
+/// `mail`: hands the mail to the mailer, which sends it before answering (202 "Message sent").
+/// When the mailer cannot take it (unreachable, its circuit open, or it answered 503), the mail
+/// is queued on RabbitMQ as a [`MailJob`], publisher-confirmed, for the mailer to send once back
+/// (202 "Message queued"). A 4xx is the caller's error and is passed through. A timeout is not
+/// queued: the mailer may have sent the mail, and queueing it would send it twice; so the
+/// direct path carries no job id. If RabbitMQ cannot take the job either, the caller gets the
+/// mailer's error (502, or 503 with `Retry-After`): the mail was neither sent nor queued.
 #[tracing::instrument(name = "action.mail", skip_all, fields(to = %mail.to))]
 pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpResponse, HandleError> {
-    downstreams
+    let direct = downstreams
         .breakers
         .mailer
         .call(downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail))
-        .await?;
-    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to))))
+        .await;
+    let not_taken = match direct {
+        Ok(_) => return Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to)))),
+        Err(
+            error @ (DownstreamError::Unreachable { .. }
+            | DownstreamError::CircuitOpen { .. }
+            | DownstreamError::Unavailable { .. }),
+        ) => error,
+        Err(error) => return Err(error.into()),
+    };
+    let job = MailJob::new(mail);
+    tracing::info!(job_id = %job.id, reason = %not_taken, "the mailer cannot take the mail; queueing it");
+    match downstreams.breakers.rabbit.call(downstreams.mail_jobs.publish_mail(&job)).await {
+        Ok(()) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message queued for {}", job.mail.to)))),
+        Err(queue_error) => {
+            tracing::warn!(job_id = %job.id, %queue_error, "cannot queue the mail either");
+            Err(not_taken.into())
+        }
+    }
 }
 
 /// `logs`: the newest entries first, older than `before` when given (no such entry: 404).

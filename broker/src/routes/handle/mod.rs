@@ -99,7 +99,8 @@ impl ResponseError for HandleError {
                                       `log`: \"logged\", or \"logged via RabbitMQ (logger \
                                       unavailable)\" when the logger is down: stored by the listener once it is \
                                       back. `event`: \"logged via RabbitMQ\" (confirmed by RabbitMQ). \
-                                      `mail`: \"Message sent to <to>\".",
+                                      `mail`: \"Message sent to <to>\", or \"Message queued for <to>\" when the mailer \
+                                      is down and the mail waits on RabbitMQ for it.",
          body = Envelope<SignedIn>),
         (status = 400, description = "Not JSON, not an object, unknown action, missing payload, or a field \
                                       missing, of the wrong type or invalid; the message names it.",

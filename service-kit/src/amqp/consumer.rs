@@ -1,22 +1,32 @@
-//! The consuming loop: connect (with backoff), declare the topology, consume the shared queue
-//! with manual acks and a prefetch window, hand each delivery to its own task, and start over
-//! on a new connection whenever the old one is lost. It never gives up; only a stop request
-//! ends it.
+//! The consuming loop, written once for the listener (events) and the mailer (mail jobs):
+//! connect (with backoff), declare the topology, consume the shared queue with manual acks and
+//! a prefetch window, hand each delivery to its own task, and start over on a new connection
+//! whenever the old one is lost. It never gives up; only a stop request ends it. What a
+//! delivery means, and when it is acked or rejected, is the [`Handler`]'s business.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::dev::{Server, ServerHandle};
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use service_kit::amqp::{Topology, connection_properties};
-use service_kit::retry::{RetryPolicy, retry};
-use service_kit::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::handler::Handler;
+use super::{Topology, connection_properties};
+use crate::retry::{RetryPolicy, retry};
+use crate::{ExposeSecret, SecretString};
+
+/// Processes one delivery and acks or rejects it; cheap to clone, one clone per delivery task.
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Handles `delivery` to the end (ack or reject). Dropped half-way when the connection is
+    /// lost: the message was not acked, and RabbitMQ redelivers it.
+    fn handle(&self, delivery: Delivery) -> impl Future<Output = ()> + Send;
+}
 
 /// How long connecting (TCP and the AMQP handshake) may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +34,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// are then redelivered).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether the listener is consuming, for `/ready`.
+/// Whether the consumer is consuming, for `/ready`.
 #[derive(Clone, Default)]
 pub struct AmqpStatus {
     /// `None` while consuming; otherwise why not.
@@ -50,14 +60,14 @@ impl AmqpStatus {
 }
 
 /// Everything the loop needs; built by `Application::build`, run by `run_until_stopped`.
-pub struct Consumer {
+pub struct Consumer<H> {
     pub rabbit_url: SecretString,
     pub connection_name: String,
     pub topology: Topology,
     pub prefetch: u16,
     /// Backoff between connection attempts.
     pub reconnect: RetryPolicy,
-    pub handler: Handler,
+    pub handler: H,
     pub status: AmqpStatus,
 }
 
@@ -76,10 +86,43 @@ struct Session {
     consumer: lapin::Consumer,
 }
 
-impl Consumer {
-    /// A status that starts as "not connected yet".
-    pub fn initial_status() -> AmqpStatus {
-        AmqpStatus::new()
+/// A status that starts as "not connected yet".
+pub fn initial_status() -> AmqpStatus {
+    AmqpStatus::new()
+}
+
+/// Stops a service that runs a consumer beside its HTTP server, from elsewhere (tests stop one
+/// replica among several): the server stops gracefully, then the consumer (see
+/// [`Consumer::run_beside`]).
+#[derive(Clone)]
+pub struct StopHandle {
+    http: ServerHandle,
+}
+
+impl StopHandle {
+    pub fn of(server: &Server) -> Self {
+        Self { http: server.handle() }
+    }
+
+    /// Stops the HTTP server; the consumer then finishes the deliveries in hand and closes.
+    pub async fn stop(&self) {
+        self.http.stop(true).await;
+    }
+}
+
+impl<H: Handler> Consumer<H> {
+    /// Serves `server` and consumes until the server stops (SIGTERM/SIGINT, or a
+    /// [`StopHandle`]): then stops taking deliveries, finishes those in hand (bounded), and
+    /// closes the connection. The server's own outcome is returned.
+    pub async fn run_beside(self, server: Server) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let server = async move {
+            let result = server.await;
+            stop.send_replace(true);
+            result
+        };
+        let (result, ()) = tokio::join!(server, self.run(stopped));
+        result
     }
 
     /// Consumes until `stop` turns true, reconnecting after every loss.
@@ -178,8 +221,8 @@ impl Consumer {
             if drained.is_err() {
                 tracing::warn!(left = in_hand.len(), "stopping with deliveries in hand; RabbitMQ will redeliver them");
             }
-            let _ = channel.close(200, "listener stopping".into()).await;
-            let _ = connection.close(200, "listener stopping".into()).await;
+            let _ = channel.close(200, "consumer stopping".into()).await;
+            let _ = connection.close(200, "consumer stopping".into()).await;
         }
         end
     }
