@@ -15,7 +15,7 @@ use actix_web::http::StatusCode;
 use anyhow::Context;
 use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
-use service_kit::{ExposeSecret, Readiness};
+use service_kit::Readiness;
 
 use crate::breaker::{Breaker, Breakers, Status};
 use crate::settings::Settings;
@@ -48,9 +48,8 @@ impl Downstreams {
     /// "not ready") while its downstreams are still down.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = http_client().context("cannot build the HTTP client")?;
-        let topology = Topology::new(&settings.exchange, &settings.queue);
-        let events =
-            EventPublisher::with_topology(settings.rabbit_url.expose_secret(), topology, settings.rabbit_timeout)
+        let topology = Topology::new(&settings.exchange, &settings.queue).with_queue_type(settings.queue_type);
+        let events = EventPublisher::with_nodes(settings.rabbit_url.items(), topology, settings.rabbit_timeout)
                 .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
                 .context("cannot set up the RabbitMQ publisher")?;
         Ok(Self {
