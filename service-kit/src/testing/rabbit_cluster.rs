@@ -125,6 +125,21 @@ impl RabbitCluster {
         self.wait_until_all_run().await;
     }
 
+    /// The nodes (by index) that hold a client connection named `connection_name`, as a running
+    /// node lists the cluster's connections.
+    pub async fn nodes_of_connection(&self, connection_name: &str) -> Vec<usize> {
+        let asked = (0..self.nodes.len()).find(|&i| self.nodes[i].server.is_some()).expect("a running node");
+        let listed =
+            self.ctl(asked, &["list_connections", "node", "client_properties", "--quiet", "--no-table-headers"]).await;
+        let wanted = format!("{{\"connection_name\",\"{connection_name}\"}}");
+        listed
+            .lines()
+            .filter(|line| line.contains(&wanted))
+            .filter_map(|line| line.split('\t').next())
+            .filter_map(|node| self.nodes.iter().position(|n| n.name == node.trim()))
+            .collect()
+    }
+
     /// Runs `rabbitmqctl -n <node i> <args>` and returns its standard output; panics if it fails.
     pub async fn ctl(&self, i: usize, args: &[&str]) -> String {
         let mut command = self.command("rabbitmqctl");
