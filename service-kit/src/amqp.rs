@@ -21,7 +21,8 @@
 //! takes one URL only) and confirm-mode channels from a second pool on top of it. A publish borrows a channel only to send, then waits for the
 //! broker's confirm with the channel already back in the pool, so concurrent publishes pipeline
 //! on few channels. A channel or connection that broke is discarded when it is next taken from
-//! its pool (and at once by the publish that saw the failure); the next publish reconnects.
+//! its pool (and at once by the publish that saw the failure); the next publish reconnects. A
+//! channel that got a nack is closed, and so discarded too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -494,6 +495,7 @@ impl EventPublisher {
             }
         };
         // The channel goes back to the pool now: other publishes can use it while we wait.
+        let sent_on = Channel::clone(&channel);
         drop(channel);
         match confirm.await? {
             Confirmation::Ack(None) => Ok(()),
@@ -501,7 +503,14 @@ impl EventPublisher {
                 "no queue is bound to {routing_key} on {}: the broker returned the message ({})",
                 self.topology.exchange, returned.reply_text
             ))),
-            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            Confirmation::Nack(_) => {
+                // A nacking channel may go on nacking: RabbitMQ 3.10's channel kept the quorum
+                // queue's leader it saw while a node was shutting down, and nacked every later
+                // publish (the cluster test saw it). Closed, it is not handed out again; the
+                // next publish opens a fresh one.
+                let _ = sent_on.close(200, "a publish was nacked".into()).await;
+                Err(PublishError::Nacked)
+            }
             Confirmation::NotRequested => Err(PublishError::Amqp("the channel is not in confirm mode".into())),
         }
     }
@@ -698,6 +707,36 @@ mod tests {
         assert!(declare_advice(&direct, &quorum).contains("QUEUE_TYPE=classic"));
         let channel = connection.create_channel().await.unwrap();
         classic.delete(&channel).await.unwrap();
+    }
+
+    /// Runs `rabbitmqctl <args>` on the local broker; panics if it fails.
+    fn rabbitmqctl(args: &[&str]) {
+        let ctl = testing::env_or(testing::TEST_RABBITMQCTL, "rabbitmqctl");
+        let output = std::process::Command::new(&ctl).args(args).output().unwrap();
+        assert!(output.status.success(), "{ctl} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    #[tokio::test]
+    async fn a_nacked_publish_closes_its_channel_and_the_next_publish_takes_a_fresh_one() {
+        let (topology, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        publisher.ping().await.unwrap();
+        let first = publisher.channels.get().await.unwrap().id();
+        // A full queue that refuses more: RabbitMQ nacks the publish.
+        let policy = testing::unique_name("full");
+        let pattern = format!("^{}$", topology.queue);
+        let definition = r#"{"max-length":0,"overflow":"reject-publish"}"#;
+        rabbitmqctl(&["set_policy", &policy, &pattern, definition, "--apply-to", "queues"]);
+        testing::eventually("a nack under the policy", Duration::from_secs(10), || async {
+            matches!(publisher.publish(&event("refused", Level::Info)).await, Err(PublishError::Nacked)).then_some(())
+        })
+        .await;
+        rabbitmqctl(&["clear_policy", &policy]);
+
+        publisher.publish(&event("accepted", Level::Info)).await.expect("the queue takes messages again");
+        let now = publisher.channels.get().await.unwrap().id();
+        assert_ne!(now, first, "the channel that got the nack was closed, not handed out again");
+        topology.delete(&channel).await.unwrap();
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! normal runs (README, "Longer tests"):
 //! `cargo nextest run -p listener --run-ignored only -E 'test(cluster)' --no-capture`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +26,9 @@ use crate::helpers::{events, spawn_listener};
 const EVENTS: usize = 20_000;
 /// Publishes in flight at once: as the broker's concurrent `event` actions would be.
 const IN_FLIGHT: usize = 128;
+/// Events published per second: paced, so that the node is back while publishing goes on (a
+/// debug build confirmed ~1,600/s unpaced, faster than a node restarts).
+const RATE: u32 = 800;
 /// The node stops once this many events are confirmed, and starts again after as many more.
 const STOP_AFTER: usize = 4_000;
 /// Bound on the whole publishing phase, and then on the store catching up.
@@ -67,20 +70,25 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
     let sent = events(EVENTS);
     let confirmed = AtomicUsize::new(0);
     let failed_attempts = AtomicUsize::new(0);
+    let failures = Mutex::new(BTreeMap::<String, usize>::new());
     let confirm_times = Mutex::new(Vec::with_capacity(EVENTS));
     let publish_started = Instant::now();
     // Each event is published until confirmed, as a caller of the broker retries a 502/504 with
     // the same event id: a confirm lost with the node does not prove the event lost.
-    let publishing = futures::stream::iter(&sent)
-        .map(|event| {
-            let (publisher, confirmed, failed_attempts, confirm_times) =
-                (&publisher, &confirmed, &failed_attempts, &confirm_times);
+    let publishing = futures::stream::iter(sent.iter().enumerate())
+        .map(|(i, event)| {
+            let (publisher, confirmed, failed_attempts, failures, confirm_times) =
+                (&publisher, &confirmed, &failed_attempts, &failures, &confirm_times);
+            let release = tokio::time::Instant::from(publish_started) + Duration::from_secs(1) * i as u32 / RATE;
             async move {
+                tokio::time::sleep_until(release).await;
                 let policy = RetryPolicy::forever(Duration::from_millis(50), Duration::from_millis(500));
                 retry("publish an event", policy, || async {
                     let result = publisher.publish(event).await;
-                    if result.is_err() {
+                    if let Err(error) = &result {
                         failed_attempts.fetch_add(1, Ordering::Relaxed);
+                        let kind: String = error.to_string().chars().take(90).collect();
+                        *failures.lock().unwrap().entry(kind).or_default() += 1;
                     }
                     result
                 })
@@ -99,6 +107,7 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
         let stopping = Instant::now();
         cluster.stop_node(victim).await;
         let stop_took = stopping.elapsed();
+        println!("cluster: node {victim} stopped after {:.1?}", publish_started.elapsed());
         let stopped_at = count();
         eventually("events confirmed with the node down", PUBLISH_BOUND, || async {
             (count() >= (stopped_at + STOP_AFTER).min(EVENTS)).then_some(())
@@ -106,14 +115,29 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
         .await;
         let restarting = Instant::now();
         cluster.start_node(victim).await;
-        (stop_took, restarting.elapsed())
+        println!("cluster: node {victim} running again after {:.1?}", publish_started.elapsed());
+        (stop_took, restarting.elapsed(), count())
     };
-    let ((), (stop_took, restart_took)) = tokio::time::timeout(PUBLISH_BOUND, async {
-        tokio::join!(publishing, node_loss)
+    // What a stall would need to be understood: the progress every few seconds.
+    let progress = async {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            let (done, failed) = (confirmed.load(Ordering::Relaxed), failed_attempts.load(Ordering::Relaxed));
+            let failures = failures.lock().unwrap().clone();
+            println!("cluster: {:.0?} {done} confirmed, {failed} failed attempts {failures:?}", publish_started.elapsed());
+        }
+    };
+    let ((), (stop_took, restart_took, confirmed_before_return)) = tokio::time::timeout(PUBLISH_BOUND, async {
+        tokio::select! {
+            done = async { tokio::join!(publishing, node_loss) } => done,
+            () = progress => unreachable!("the progress report never ends"),
+        }
     })
     .await
     .expect("every event confirmed in time");
     let publish_took = publish_started.elapsed();
+    assert!(confirmed_before_return < EVENTS, "publishing went on after the node was back");
 
     let mongo = logger.mongo.database().await;
     let logs = mongo.collection::<Document>("logs");
@@ -147,9 +171,12 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
     println!(
         "cluster: started in {cluster_start:.1?}; {EVENTS} events confirmed in {publish_took:.1?} ({:.0}/s), \
          all stored after {store_took:.1?}; node stop took {stop_took:.1?}, its restart {restart_took:.1?}; \
-         longest pause between two confirms {longest_gap:.1?}; {} failed publish attempts retried",
+         longest pause between two confirms {longest_gap:.1?}; {} events confirmed after it was back; \
+         {} failed publish attempts retried: {:?}",
         EVENTS as f64 / publish_took.as_secs_f64(),
+        EVENTS - confirmed_before_return,
         failed_attempts.load(Ordering::Relaxed),
+        failures.into_inner().unwrap(),
     );
 
     topology.delete(&channel).await.unwrap();

@@ -130,13 +130,14 @@ impl RabbitCluster {
     pub async fn nodes_of_connection(&self, connection_name: &str) -> Vec<usize> {
         let asked = (0..self.nodes.len()).find(|&i| self.nodes[i].server.is_some()).expect("a running node");
         let listed =
-            self.ctl(asked, &["list_connections", "node", "client_properties", "--quiet", "--no-table-headers"]).await;
+            self.ctl(asked, &["list_connections", "pid", "client_properties", "--quiet", "--no-table-headers"]).await;
         let wanted = format!("{{\"connection_name\",\"{connection_name}\"}}");
         listed
             .lines()
             .filter(|line| line.contains(&wanted))
             .filter_map(|line| line.split('\t').next())
-            .filter_map(|node| self.nodes.iter().position(|n| n.name == node.trim()))
+            // A connection's pid names its node: `<t0-...@localhost.1234.5678.0>`.
+            .filter_map(|pid| self.nodes.iter().position(|n| pid.starts_with(&format!("<{}.", n.name))))
             .collect()
     }
 
