@@ -344,11 +344,7 @@ impl managed::Manager for ConnectionManager {
     }
 
     async fn recycle(&self, connection: &mut Connection, _: &Metrics) -> RecycleResult<PublishError> {
-        if connection.status().connected() {
-            Ok(())
-        } else {
-            Err(RecycleError::message("the connection is closed"))
-        }
+        if connection.status().connected() { Ok(()) } else { Err(RecycleError::message("the connection is closed")) }
     }
 }
 
@@ -744,7 +740,10 @@ mod tests {
         let (topology, _connection, channel) = fixture().await;
         // As the code before `QUEUE_TYPE` declared it: no `x-queue-type`.
         let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        channel.queue_declare(topology.dead_letter_queue.as_str().into(), durable, FieldTable::default()).await.unwrap();
+        channel
+            .queue_declare(topology.dead_letter_queue.as_str().into(), durable, FieldTable::default())
+            .await
+            .unwrap();
         topology.declare(&channel).await.expect("an explicit classic matches a queue declared without a type");
         topology.delete(&channel).await.unwrap();
     }

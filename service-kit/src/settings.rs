@@ -375,7 +375,8 @@ mod tests {
 
     #[test]
     fn a_secret_list_splits_on_commas_and_shows_only_its_length() {
-        let list: SecretList = Env::from_pairs([("L", " amqp://u:p1@a , amqp://u:p2@b ,")]).read::<ListProbe>(1, &[]).unwrap().list;
+        let list: SecretList =
+            Env::from_pairs([("L", " amqp://u:p1@a , amqp://u:p2@b ,")]).read::<ListProbe>(1, &[]).unwrap().list;
         let items: Vec<&str> = list.items().iter().map(|s| s.expose_secret()).collect();
         assert_eq!(items, ["amqp://u:p1@a", "amqp://u:p2@b"]);
         assert_eq!(format!("{list:?}"), "[REDACTED; 2]");

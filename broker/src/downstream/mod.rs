@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use anyhow::Context;
+use service_kit::Readiness;
 use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
-use service_kit::Readiness;
 
 use crate::breaker::{Breaker, Breakers, Status};
 use crate::settings::Settings;
@@ -50,8 +50,8 @@ impl Downstreams {
         let http = http_client().context("cannot build the HTTP client")?;
         let topology = Topology::new(&settings.exchange, &settings.queue).with_queue_type(settings.queue_type);
         let events = EventPublisher::with_nodes(settings.rabbit_url.items(), topology, settings.rabbit_timeout)
-                .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
-                .context("cannot set up the RabbitMQ publisher")?;
+            .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
+            .context("cannot set up the RabbitMQ publisher")?;
         Ok(Self {
             auth: RestService::new(Service::Authentication, &settings.auth_url, settings.auth_timeout, http.clone()),
             mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),

@@ -104,8 +104,10 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
         .collect::<()>();
     let node_loss = async {
         let count = || confirmed.load(Ordering::Relaxed);
-        eventually("events confirmed before the stop", PUBLISH_BOUND, || async { (count() >= STOP_AFTER).then_some(()) })
-            .await;
+        eventually("events confirmed before the stop", PUBLISH_BOUND, || async {
+            (count() >= STOP_AFTER).then_some(())
+        })
+        .await;
         let stopping = Instant::now();
         cluster.stop_node(victim).await;
         let stop_took = stopping.elapsed();
@@ -127,7 +129,10 @@ async fn cluster_of_three_with_quorum_queues_loses_and_doubles_no_event_while_a_
             every.tick().await;
             let (done, failed) = (confirmed.load(Ordering::Relaxed), failed_attempts.load(Ordering::Relaxed));
             let failures = failures.lock().unwrap().clone();
-            println!("cluster: {:.0?} {done} confirmed, {failed} failed attempts {failures:?}", publish_started.elapsed());
+            println!(
+                "cluster: {:.0?} {done} confirmed, {failed} failed attempts {failures:?}",
+                publish_started.elapsed()
+            );
         }
     };
     let ((), (stop_took, restart_took, confirmed_before_return)) = tokio::time::timeout(PUBLISH_BOUND, async {

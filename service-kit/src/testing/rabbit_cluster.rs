@@ -64,7 +64,13 @@ impl RabbitCluster {
             .map(|i| {
                 let dir = root.path().join(format!("node{i}"));
                 std::fs::create_dir_all(&dir).expect("create a node directory");
-                Node { name: format!("t{i}-{tag}@localhost"), amqp_port: free_port(), dist_port: free_port(), dir, server: None }
+                Node {
+                    name: format!("t{i}-{tag}@localhost"),
+                    amqp_port: free_port(),
+                    dist_port: free_port(),
+                    dir,
+                    server: None,
+                }
             })
             .collect();
         let mut cluster = Self { nodes, sbin: sbin(), root };
