@@ -119,7 +119,7 @@ impl Consumer {
 
     async fn open_session(&self) -> Result<Session, String> {
         let properties = connection_properties(&self.connection_name);
-        let (connection, node) = self.nodes.connect(&properties, CONNECT_TIMEOUT).await?;
+        let (connection, node) = self.nodes.connect(&properties, CONNECT_TIMEOUT).await.map_err(|e| e.to_string())?;
         let session = async {
             let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
             self.topology.declare(&channel).await.map_err(|e| declare_advice(&e, &self.topology))?;

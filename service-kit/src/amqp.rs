@@ -247,8 +247,9 @@ impl Nodes {
         &self,
         properties: &ConnectionProperties,
         timeout: Duration,
-    ) -> Result<(Connection, usize), String> {
+    ) -> Result<(Connection, usize), NoNode> {
         let count = self.uris.len();
+        let mut timed_out = 0;
         let share = timeout / u32::try_from(count).unwrap_or(u32::MAX);
         let start = self.next.load(Ordering::Relaxed);
         let mut failures = Vec::with_capacity(count);
@@ -264,13 +265,26 @@ impl Nodes {
                     return Ok((connection, index));
                 }
                 Ok(Err(error)) => failures.push(format!("{}: {error}", self.names[index])),
-                Err(_) => failures.push(format!("{}: no answer within {share:?}", self.names[index])),
+                Err(_) => {
+                    timed_out += 1;
+                    failures.push(format!("{}: no answer within {share:?}", self.names[index]));
+                }
             }
         }
         // Whoever calls again starts one further on, not at the same dead node.
         self.next.store((start + 1) % count, Ordering::Relaxed);
-        Err(failures.join("; "))
+        Err(NoNode { failures: failures.join("; "), timed_out: timed_out == count })
     }
+}
+
+/// No node of [`Nodes`] could be connected to.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{failures}")]
+pub struct NoNode {
+    /// Each node's failure, `host:port: why`, in the order tried.
+    pub failures: String,
+    /// Every node let its attempt time out (none refused): the caller's timeout, not a refusal.
+    pub timed_out: bool,
 }
 
 /// True when `error` means the connection (or the channel under it) is gone, rather than the
@@ -337,8 +351,15 @@ impl managed::Manager for ConnectionManager {
     type Error = PublishError;
 
     async fn create(&self) -> Result<Connection, PublishError> {
-        let (connection, node) =
-            self.nodes.connect(&self.properties, self.timeout).await.map_err(PublishError::Unreachable)?;
+        let (connection, node) = self.nodes.connect(&self.properties, self.timeout).await.map_err(|error| {
+            // Nodes that never answer are a timeout (504), as they were with one URL; a refusal
+            // means unreachable (502).
+            if error.timed_out {
+                PublishError::Timeout(self.timeout)
+            } else {
+                PublishError::Unreachable(error.failures)
+            }
+        })?;
         tracing::debug!(node = %self.nodes.names()[node], "publisher connected");
         Ok(connection)
     }
@@ -783,6 +804,8 @@ mod tests {
             ports.iter().map(|p| SecretString::from(format!("amqp://guest:s3cret@127.0.0.1:{p}/%2f"))).collect();
         let nodes = Nodes::new(&urls).unwrap();
         let error = nodes.connect(&ConnectionProperties::default(), TIMEOUT).await.unwrap_err();
+        assert!(!error.timed_out, "refused, not timed out");
+        let error = error.to_string();
         for port in ports {
             assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
         }
