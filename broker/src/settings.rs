@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use service_kit::settings::{self, Env, HttpSettings, SecretString, SettingsError};
+use service_kit::amqp::QueueType;
+use service_kit::settings::{self, Env, HttpSettings, SecretList, SettingsError};
 use service_kit::wiring;
 
 /// Everything the broker reads at start-up, each field from the variable it is renamed to.
@@ -22,9 +23,12 @@ pub struct Settings {
     /// Base URL of the mailer, without a trailing slash.
     #[serde(rename = "MAILER_URL", deserialize_with = "base_url")]
     pub mailer_url: String,
-    /// RabbitMQ, where `event` actions and login events are published; may carry credentials.
+    /// RabbitMQ, where `event` actions and login events are published: one AMQP URL, or the
+    /// comma-separated URLs of a cluster's nodes, tried in turn; they may carry credentials.
+    /// One variable rather than a second `RABBIT_URLS`: a single URL is a list of one, and no
+    /// rule is needed for which of two variables wins.
     #[serde(rename = "RABBIT_URL")]
-    pub rabbit_url: SecretString,
+    pub rabbit_url: SecretList,
     /// The topic exchange events go to (`logs_topic`); tests use a unique one each.
     #[serde(rename = "EXCHANGE")]
     pub exchange: String,
@@ -38,6 +42,10 @@ pub struct Settings {
     /// The mailers' shared queue of mail jobs (`mail`), declared here for the same reason.
     #[serde(rename = "MAIL_QUEUE")]
     pub mail_queue: String,
+    /// `classic` (default: one node) or `quorum` (a cluster) for that queue and its dead
+    /// letters (`QUEUE_TYPE`); the listeners must say the same.
+    #[serde(rename = "QUEUE_TYPE")]
+    pub queue_type: QueueType,
     /// Browser origins allowed to call the broker (CORS), comma-separated.
     #[serde(rename = "CORS_ALLOWED_ORIGINS", deserialize_with = "settings::list")]
     pub cors_allowed_origins: Vec<String>,
@@ -73,6 +81,7 @@ impl Default for Settings {
             queue: contract::event::DEFAULT_QUEUE.into(),
             mail_exchange: contract::mail::EXCHANGE.into(),
             mail_queue: contract::mail::DEFAULT_QUEUE.into(),
+            queue_type: QueueType::default(),
             // The frontend's origin, by name and by address.
             cors_allowed_origins: ["localhost", wiring::LOCAL_HOST]
                 .map(|host| format!("http://{host}:{}", wiring::FRONTEND_PORT))
@@ -120,7 +129,9 @@ mod tests {
         assert_eq!(settings.auth_url, "http://127.0.0.1:8083");
         assert_eq!(settings.logger_rpc_addr, "127.0.0.1:5001");
         assert_eq!(settings.mailer_url, "http://127.0.0.1:8085");
-        assert_eq!(settings.rabbit_url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.rabbit_url.first().expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.rabbit_url.items().len(), 1);
+        assert_eq!(settings.queue_type, QueueType::Classic);
         assert_eq!(settings.exchange, "logs_topic");
         assert_eq!(settings.queue, "logs");
         assert_eq!((settings.mail_exchange.as_str(), settings.mail_queue.as_str()), ("mail", "mail"));
@@ -153,6 +164,8 @@ mod tests {
             ("BREAKER_FAILURE_PERCENT", "80"),
             ("BREAKER_WINDOW_MS", "30000"),
             ("BREAKER_MIN_CALLS", "50"),
+            ("QUEUE_TYPE", "quorum"),
+            ("RABBIT_URL", "amqp://rabbit-0/%2f,amqp://rabbit-1/%2f,amqp://rabbit-2/%2f"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9080);
@@ -166,6 +179,8 @@ mod tests {
         assert!(!breaker.enabled);
         assert_eq!((breaker.failures, breaker.open_for, breaker.half_open_trials), (3, Duration::from_millis(2500), 2));
         assert_eq!((breaker.failure_percent, breaker.window, breaker.min_calls), (80, Duration::from_secs(30), 50));
+        assert_eq!(settings.queue_type, QueueType::Quorum);
+        assert_eq!(settings.rabbit_url.items().len(), 3);
     }
 
     #[test]
@@ -184,6 +199,8 @@ mod tests {
             ("BREAKER_FAILURE_PERCENT", "0", "zero"),
             ("BREAKER_WINDOW_MS", "0", "zero"),
             ("BREAKER_MIN_CALLS", "0", "zero"),
+            ("QUEUE_TYPE", "mirrored", "classic mirroring is gone in RabbitMQ 4"),
+            ("RABBIT_URL", " , ", "no URL at all"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

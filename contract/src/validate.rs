@@ -255,8 +255,10 @@ pub fn single_line(field: &str, value: &str) -> Result<(), ValidationError> {
 }
 
 /// What [`char::is_control`] is (Unicode Cc), as ranges: the schema's patterns are made of them.
+#[cfg(any(feature = "openapi", test))]
 const CONTROL: [(char, char); 2] = [('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}')];
 /// What [`char::is_whitespace`] is (Unicode White_Space), which [`str::trim`] removes.
+#[cfg(any(feature = "openapi", test))]
 const WHITE_SPACE: [(char, char); 10] = [
     ('\u{9}', '\u{d}'),
     (' ', ' '),

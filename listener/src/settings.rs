@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use service_kit::settings::{self, Env, HttpSettings, SecretString, SettingsError};
+use service_kit::amqp::QueueType;
+use service_kit::settings::{self, Env, HttpSettings, SecretList, SettingsError};
 use service_kit::wiring;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -11,9 +12,10 @@ use service_kit::wiring;
 pub struct Settings {
     /// Where `/health` and `/ready` are served (`HOST`, `PORT`).
     pub http: HttpSettings,
-    /// The broker (`RABBIT_URL`); may carry credentials.
+    /// RabbitMQ (`RABBIT_URL`): one AMQP URL, or the comma-separated URLs of a cluster's nodes,
+    /// tried in turn; they may carry credentials.
     #[serde(rename = "RABBIT_URL")]
-    pub rabbit_url: SecretString,
+    pub rabbit_url: SecretList,
     /// The logger's tarpc server, `host:port` (`LOGGER_RPC_ADDR`).
     #[serde(rename = "LOGGER_RPC_ADDR")]
     pub logger_rpc_addr: String,
@@ -23,6 +25,10 @@ pub struct Settings {
     /// The topic exchange events are published to (`EXCHANGE`).
     #[serde(rename = "EXCHANGE")]
     pub exchange: String,
+    /// `classic` (default: one node) or `quorum` (a cluster) for the queue and its dead letters
+    /// (`QUEUE_TYPE`); the broker must say the same.
+    #[serde(rename = "QUEUE_TYPE")]
+    pub queue_type: QueueType,
     /// Unacknowledged deliveries at once (`PREFETCH`): the window processed concurrently.
     #[serde(rename = "PREFETCH", deserialize_with = "settings::count")]
     pub prefetch: u16,
@@ -57,6 +63,7 @@ impl Default for Settings {
             logger_rpc_addr: wiring::LOGGER_RPC_ADDR.into(),
             queue: contract::event::DEFAULT_QUEUE.into(),
             exchange: contract::event::EXCHANGE.into(),
+            queue_type: QueueType::default(),
             // Enough in flight for the logger to write large groups: on the local stack 64 stored
             // ~700 events/s end to end, 256 ~2,400/s, 1,024 ~2,700/s (`examples/bench_events.rs`).
             prefetch: 256,
@@ -111,7 +118,7 @@ impl Settings {
 
     /// The exchange, the queue and their dead-letter route.
     pub fn topology(&self) -> service_kit::amqp::Topology {
-        service_kit::amqp::Topology::new(&self.exchange, &self.queue)
+        service_kit::amqp::Topology::new(&self.exchange, &self.queue).with_queue_type(self.queue_type)
     }
 }
 
@@ -125,7 +132,9 @@ mod tests {
     fn defaults_are_those_of_the_design() {
         let settings = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(settings.http.port, 8086);
-        assert_eq!(settings.rabbit_url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.rabbit_url.first().expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.rabbit_url.items().len(), 1);
+        assert_eq!(settings.topology().queue_type, QueueType::Classic);
         assert_eq!(settings.logger_rpc_addr, "127.0.0.1:5001");
         assert_eq!((settings.exchange.as_str(), settings.queue.as_str()), ("logs_topic", "logs"));
         assert_eq!(settings.topology().dead_letter_queue, "logs.dead");
@@ -144,6 +153,8 @@ mod tests {
             ("MAX_IN_FLIGHT_WRITES", "16"),
             ("LOGGER_TIMEOUT_MS", "250"),
             ("CONNECTION_NAME", "listener-1"),
+            ("QUEUE_TYPE", "quorum"),
+            ("RABBIT_URL", "amqp://rabbit-0/%2f, amqp://rabbit-1/%2f"),
         ]);
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(settings.http.port, 9086);
@@ -151,6 +162,9 @@ mod tests {
         assert_eq!((settings.prefetch, settings.max_attempts, settings.max_in_flight_writes), (8, 2, 16));
         assert_eq!(settings.logger_timeout, Duration::from_millis(250));
         assert_eq!(settings.connection_name, "listener-1");
+        assert_eq!(settings.topology().queue_type, QueueType::Quorum);
+        let urls: Vec<&str> = settings.rabbit_url.items().iter().map(|url| url.expose_secret()).collect();
+        assert_eq!(urls, ["amqp://rabbit-0/%2f", "amqp://rabbit-1/%2f"]);
     }
 
     #[test]
@@ -164,6 +178,8 @@ mod tests {
             ("RETRY_MAX_MS", "10", "the longest delay below the first one"),
             ("LOGGER_TIMEOUT_MS", "0", "every write would time out at once"),
             ("RETRY_MIN_MS", "0", "retries in a busy loop"),
+            ("QUEUE_TYPE", "mirrored", "classic mirroring is gone in RabbitMQ 4"),
+            ("RABBIT_URL", ",", "no URL at all"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

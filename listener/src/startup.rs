@@ -3,6 +3,7 @@
 use actix_web::dev::Server;
 use anyhow::Context;
 use service_kit::Readiness;
+use service_kit::amqp::Nodes;
 use service_kit::amqp::consumer::{self, Consumer, StopHandle};
 use service_kit::logger_client::LoggerRpc;
 use service_kit::retry::RetryPolicy;
@@ -35,7 +36,7 @@ impl Application {
         );
         let status = consumer::initial_status();
         let consumer = Consumer {
-            rabbit_url: settings.rabbit_url.clone(),
+            nodes: Nodes::new(settings.rabbit_url.items()).map_err(|e| anyhow::anyhow!("RABBIT_URL: {e}"))?,
             connection_name: settings.connection_name.clone(),
             topology: settings.topology(),
             prefetch: settings.prefetch,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
-use service_kit::settings::{self, Env, HttpSettings, SecretString, SettingsError};
+use service_kit::amqp::QueueType;
+use service_kit::settings::{self, Env, HttpSettings, SecretList, SecretString, SettingsError};
 use service_kit::wiring;
 
 /// Everything `Application::build` needs.
@@ -93,9 +94,13 @@ impl Default for SmtpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct QueueSettings {
-    /// RabbitMQ; may carry credentials (`RABBIT_URL`).
+    /// RabbitMQ's nodes, comma-separated; may carry credentials (`RABBIT_URL`).
     #[serde(rename = "RABBIT_URL")]
-    pub rabbit_url: SecretString,
+    pub rabbit_url: SecretList,
+    /// `classic` or `quorum` for the job queue and its dead letters (`QUEUE_TYPE`); the
+    /// broker must say the same, as it declares them too.
+    #[serde(rename = "QUEUE_TYPE")]
+    pub queue_type: QueueType,
     /// The exchange the broker publishes mail jobs to (`MAIL_EXCHANGE`, `mail`).
     #[serde(rename = "MAIL_EXCHANGE")]
     pub exchange: String,
@@ -121,6 +126,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         Self {
             rabbit_url: wiring::RABBIT_URL.into(),
+            queue_type: QueueType::default(),
             exchange: contract::mail::EXCHANGE.into(),
             queue: contract::mail::DEFAULT_QUEUE.into(),
             // About the SMTP pool's size: more would only wait for a connection.
@@ -134,7 +140,7 @@ impl Default for QueueSettings {
 
 impl QueueSettings {
     pub fn topology(&self) -> service_kit::amqp::Topology {
-        service_kit::amqp::Topology::mail(&self.exchange, &self.queue)
+        service_kit::amqp::Topology::mail(&self.exchange, &self.queue).with_queue_type(self.queue_type)
     }
 }
 
@@ -211,7 +217,8 @@ mod tests {
         assert!(settings.smtp.username.is_empty() && settings.smtp.password.expose_secret().is_empty());
         assert_eq!(settings.default_sender().unwrap().to_string(), "John Smith <john.smith@example.com>");
         assert_eq!((settings.queue.exchange.as_str(), settings.queue.queue.as_str()), ("mail", "mail"));
-        assert_eq!(settings.queue.rabbit_url.expose_secret(), wiring::RABBIT_URL);
+        assert_eq!(settings.queue.rabbit_url.first().expose_secret(), wiring::RABBIT_URL);
+        assert_eq!(settings.queue.topology().queue_type, QueueType::Classic);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use anyhow::Context;
 use service_kit::Readiness;
+use service_kit::amqp::Nodes;
 use service_kit::amqp::consumer::{self, Consumer, StopHandle};
 use service_kit::retry::RetryPolicy;
 use service_kit::server::{HttpService, bind};
@@ -42,7 +43,7 @@ impl Application {
         let backoff = RetryPolicy::forever(queue.retry_min, queue.retry_max);
         let status = consumer::initial_status();
         let consumer = Consumer {
-            rabbit_url: queue.rabbit_url.clone(),
+            nodes: Nodes::new(queue.rabbit_url.items()).map_err(|e| anyhow::anyhow!("RABBIT_URL: {e}"))?,
             connection_name: queue.connection_name.clone(),
             topology: queue.topology(),
             prefetch: queue.prefetch,

@@ -37,4 +37,4 @@ pub mod wiring;
 pub mod testing;
 
 pub use health::Readiness;
-pub use settings::{Env, ExposeSecret, HttpSettings, SecretString, SettingsError};
+pub use settings::{Env, ExposeSecret, HttpSettings, SecretList, SecretString, SettingsError};

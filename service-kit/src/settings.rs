@@ -200,6 +200,59 @@ pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D
     Ok(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
 }
 
+/// A comma-separated list of secrets (`RABBIT_URL=amqp://u:p@rabbit-0,amqp://u:p@rabbit-1`): the
+/// nodes of one cluster, tried in turn. Blank items are dropped; an empty list is refused. Its
+/// `Debug` shows how many, never one of them. A comma inside a value is written `%2C`, as a URL
+/// has it anyway.
+#[derive(Clone)]
+pub struct SecretList(Vec<SecretString>);
+
+impl SecretList {
+    /// The list of `value`'s comma-separated items; `None` when there is none.
+    pub fn parse(value: &str) -> Option<Self> {
+        let items: Vec<SecretString> =
+            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(SecretString::from).collect();
+        (!items.is_empty()).then_some(Self(items))
+    }
+
+    /// The secrets, in the order given.
+    pub fn items(&self) -> &[SecretString] {
+        &self.0
+    }
+
+    /// The first secret: for callers that need one only.
+    pub fn first(&self) -> &SecretString {
+        &self.0[0]
+    }
+}
+
+impl fmt::Debug for SecretList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[REDACTED; {}]", self.0.len())
+    }
+}
+
+/// `"a,b"` is the list of `a` and `b`, as the variable would give it. Panics on a blank value:
+/// for defaults and tests, which write their values out.
+impl From<&str> for SecretList {
+    fn from(value: &str) -> Self {
+        Self::parse(value).unwrap_or_else(|| panic!("a SecretList needs at least one item"))
+    }
+}
+
+impl From<String> for SecretList {
+    fn from(value: String) -> Self {
+        value.as_str().into()
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        Self::parse(&value).ok_or_else(|| D::Error::custom("must list at least one value"))
+    }
+}
+
 /// A non-negative integer; `expected` says what for in the error.
 fn whole_number<'de, D: Deserializer<'de>>(deserializer: D, expected: &'static str) -> Result<u64, D::Error> {
     struct Whole(&'static str);
@@ -317,6 +370,31 @@ mod tests {
             let error = read(&[(key, value)]).unwrap_err();
             assert_eq!((error.key.as_str(), error.value.as_str(), error.reason.as_str()), (key, value, reason));
             assert_eq!(error.to_string(), format!("setting {key}={value:?} is invalid: {reason}"));
+        }
+    }
+
+    #[test]
+    fn a_secret_list_splits_on_commas_and_shows_only_its_length() {
+        let list: SecretList =
+            Env::from_pairs([("L", " amqp://u:p1@a , amqp://u:p2@b ,")]).read::<ListProbe>(1, &[]).unwrap().list;
+        let items: Vec<&str> = list.items().iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(items, ["amqp://u:p1@a", "amqp://u:p2@b"]);
+        assert_eq!(format!("{list:?}"), "[REDACTED; 2]");
+        assert_eq!(SecretList::from("amqp://one").items().len(), 1);
+        let error = Env::from_pairs([("L", " , ")]).read::<ListProbe>(1, &[]).unwrap_err();
+        assert_eq!((error.key.as_str(), error.reason.as_str()), ("L", "must list at least one value"));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(default)]
+    struct ListProbe {
+        #[serde(rename = "L")]
+        list: SecretList,
+    }
+
+    impl Default for ListProbe {
+        fn default() -> Self {
+            Self { list: "amqp://default".into() }
         }
     }
 

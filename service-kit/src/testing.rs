@@ -14,7 +14,9 @@
 //!   or plays a server down or hung;
 //! - [`raw`]: requests written by hand over TCP (a stalled body, a stalled header section);
 //! - [`rabbit`]: closing a test's RabbitMQ connections from the outside (through
-//!   `rabbitmqctl`, so without an AMQP client).
+//!   `rabbitmqctl`, so without an AMQP client);
+//! - [`rabbit_cluster`]: a RabbitMQ cluster of a test's own ([`RabbitCluster`]), whose nodes it
+//!   can stop and start.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ pub mod mail;
 pub mod process;
 pub mod proxy;
 pub mod rabbit;
+pub mod rabbit_cluster;
 pub mod raw;
 pub mod stores;
 
@@ -38,6 +41,7 @@ pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
+pub use rabbit_cluster::{RabbitCluster, TEST_RABBITMQ_SBIN};
 pub use raw::{RawAnswer, assert_short_body_refused, assert_unread_short_body_answered_at_once, send_raw, short_body};
 pub use stores::{TestMongo, TestPostgres, stored_logs};
 

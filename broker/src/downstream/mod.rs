@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use anyhow::Context;
+use service_kit::Readiness;
 use service_kit::amqp::{EventPublisher, PublishError, Topology};
 use service_kit::logger_client::{LoggerRpc, RpcError};
-use service_kit::{ExposeSecret, Readiness};
 
 use crate::breaker::{Breaker, Breakers, Status};
 use crate::settings::Settings;
@@ -52,16 +52,15 @@ impl Downstreams {
     /// "not ready") while its downstreams are still down.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = http_client().context("cannot build the HTTP client")?;
-        let topology = Topology::new(&settings.exchange, &settings.queue);
-        let events =
-            EventPublisher::with_topology(settings.rabbit_url.expose_secret(), topology, settings.rabbit_timeout)
-                .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
-                .context("cannot set up the RabbitMQ publisher")?;
-        let mail_topology = Topology::mail(&settings.mail_exchange, &settings.mail_queue);
-        let mail_jobs =
-            EventPublisher::with_topology(settings.rabbit_url.expose_secret(), mail_topology, settings.rabbit_timeout)
-                .and_then(|publisher| publisher.with_connection_name(AMQP_MAIL_CONNECTION_NAME))
-                .context("cannot set up the RabbitMQ mail-job publisher")?;
+        let topology = Topology::new(&settings.exchange, &settings.queue).with_queue_type(settings.queue_type);
+        let events = EventPublisher::with_nodes(settings.rabbit_url.items(), topology, settings.rabbit_timeout)
+            .and_then(|publisher| publisher.with_connection_name(AMQP_CONNECTION_NAME))
+            .context("cannot set up the RabbitMQ publisher")?;
+        let mail_topology =
+            Topology::mail(&settings.mail_exchange, &settings.mail_queue).with_queue_type(settings.queue_type);
+        let mail_jobs = EventPublisher::with_nodes(settings.rabbit_url.items(), mail_topology, settings.rabbit_timeout)
+            .and_then(|publisher| publisher.with_connection_name(AMQP_MAIL_CONNECTION_NAME))
+            .context("cannot set up the RabbitMQ mail-job publisher")?;
         Ok(Self {
             auth: RestService::new(Service::Authentication, &settings.auth_url, settings.auth_timeout, http.clone()),
             mailer: RestService::new(Service::Mailer, &settings.mailer_url, settings.mailer_timeout, http),

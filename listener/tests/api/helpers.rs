@@ -155,7 +155,6 @@ pub async fn spawn_app(broker: &TestBroker, logger_addr: &str) -> TestApp {
 }
 
 pub async fn spawn_app_with(broker: &TestBroker, logger_addr: &str, customise: impl FnOnce(&mut Settings)) -> TestApp {
-    service_kit::telemetry::init_for_tests();
     let connection_name = unique_name("listener");
     let mut settings = Settings::ephemeral(
         testing::rabbit_url(),
@@ -163,8 +162,15 @@ pub async fn spawn_app_with(broker: &TestBroker, logger_addr: &str, customise: i
         broker.topology.exchange.clone(),
         broker.topology.queue.clone(),
     );
-    settings.connection_name = connection_name.clone();
+    settings.connection_name = connection_name;
     customise(&mut settings);
+    spawn_listener(settings).await
+}
+
+/// A listener with exactly these settings (its connection named by them).
+pub async fn spawn_listener(settings: Settings) -> TestApp {
+    service_kit::telemetry::init_for_tests();
+    let connection_name = settings.connection_name.clone();
     let app = Application::build(settings).await.expect("the listener builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let stop = app.stop_handle();

@@ -1,8 +1,9 @@
 //! The consuming loop, written once for the listener (events) and the mailer (mail jobs):
-//! connect (with backoff), declare the topology, consume the shared queue with manual acks and
-//! a prefetch window, hand each delivery to its own task, and start over on a new connection
-//! whenever the old one is lost. It never gives up; only a stop request ends it. What a
-//! delivery means, and when it is acked or rejected, is the [`Handler`]'s business.
+//! connect (with backoff) to the first of RabbitMQ's nodes that answers, starting after the
+//! node of the last session ([`Nodes`]), declare the topology, consume the shared queue with
+//! manual acks and a prefetch window, hand each delivery to its own task, and start over on a
+//! new connection whenever the old one is lost. It never gives up; only a stop request ends
+//! it. What a delivery means, and when it is acked or rejected, is the [`Handler`]'s business.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,8 @@ use lapin::{Channel, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Topology, connection_properties};
+use super::{Nodes, Topology, connection_properties, declare_advice};
 use crate::retry::{RetryPolicy, retry};
-use crate::{ExposeSecret, SecretString};
 
 /// Processes one delivery and acks or rejects it; cheap to clone, one clone per delivery task.
 pub trait Handler: Clone + Send + Sync + 'static {
@@ -28,7 +28,8 @@ pub trait Handler: Clone + Send + Sync + 'static {
     fn handle(&self, delivery: Delivery) -> impl Future<Output = ()> + Send;
 }
 
-/// How long connecting (TCP and the AMQP handshake) may take before it counts as failed.
+/// How long connecting (TCP and the AMQP handshake, shared equally by the nodes tried), and then
+/// opening the channel and declaring, may each take before the attempt counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for the deliveries in hand to be stored before closing anyway (they
 /// are then redelivered).
@@ -61,7 +62,8 @@ impl AmqpStatus {
 
 /// Everything the loop needs; built by `Application::build`, run by `run_until_stopped`.
 pub struct Consumer<H> {
-    pub rabbit_url: SecretString,
+    /// RabbitMQ's nodes (`RABBIT_URL`, comma-separated); one session is on one of them.
+    pub nodes: Nodes,
     pub connection_name: String,
     pub topology: Topology,
     pub prefetch: u16,
@@ -151,13 +153,20 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn connect(&self) -> Result<Session, String> {
+        let outcome = self.open_session().await;
+        if let Err(problem) = &outcome {
+            self.status.set(Some(format!("cannot connect: {problem}")));
+        }
+        outcome
+    }
+
+    async fn open_session(&self) -> Result<Session, String> {
+        let properties = connection_properties(&self.connection_name);
+        let (connection, node) = self.nodes.connect(&properties, CONNECT_TIMEOUT).await.map_err(|e| e.to_string())?;
         let session = async {
-            let connection =
-                Connection::connect(self.rabbit_url.expose_secret(), connection_properties(&self.connection_name))
-                    .await?;
-            let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
-            channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+            let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
+            self.topology.declare(&channel).await.map_err(|e| declare_advice(&e, &self.topology))?;
+            channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
             let consumer = channel
                 .basic_consume(
                     self.topology.queue.as_str().into(),
@@ -165,18 +174,19 @@ impl<H: Handler> Consumer<H> {
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
-                .await?;
-            Ok::<_, lapin::Error>(Session { connection, channel, consumer })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((channel, consumer))
         };
-        let outcome = match tokio::time::timeout(CONNECT_TIMEOUT, session).await {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-        };
-        if let Err(problem) = &outcome {
-            self.status.set(Some(format!("cannot connect: {problem}")));
+        let node = &self.nodes.names()[node];
+        match tokio::time::timeout(CONNECT_TIMEOUT, session).await {
+            Ok(Ok((channel, consumer))) => {
+                tracing::info!(%node, "connected to RabbitMQ");
+                Ok(Session { connection, channel, consumer })
+            }
+            Ok(Err(problem)) => Err(format!("{node}: {problem}")),
+            Err(_) => Err(format!("{node}: no channel and consumer within {CONNECT_TIMEOUT:?}")),
         }
-        outcome
     }
 
     /// Runs one session: each delivery in its own task (the prefetch window bounds how many).
