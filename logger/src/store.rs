@@ -217,7 +217,9 @@ impl LogStore {
                 match self.bounded_until(what, Instant::now() + self.op_timeout, self.logs.create_index(ttl)).await? {
                     Ok(_) => Ok(()),
                     // Another logger made it just now with a retention of its own: ours is the newer setting.
-                    Err(error) if command_code(&error) == Some(INDEX_OPTIONS_CONFLICT) => self.retune_retention(wanted).await,
+                    Err(error) if command_code(&error) == Some(INDEX_OPTIONS_CONFLICT) => {
+                        self.retune_retention(wanted).await
+                    }
                     Err(error) => Err(unavailable(what, &error)),
                 }
             }
@@ -227,7 +229,8 @@ impl LogStore {
     /// Sets the TTL of the existing [`RETENTION_INDEX`] in place.
     async fn retune_retention(&self, wanted: Duration) -> Result<(), LogError> {
         let seconds = i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX);
-        let command = doc! { "collMod": COLLECTION, "index": { "name": RETENTION_INDEX, "expireAfterSeconds": seconds } };
+        let command =
+            doc! { "collMod": COLLECTION, "index": { "name": RETENTION_INDEX, "expireAfterSeconds": seconds } };
         let database = self.client.database(&self.database());
         self.bounded("change the retention", database.run_command(command)).await?;
         tracing::info!(database = %self.database(), retention = ?wanted, "retention changed");

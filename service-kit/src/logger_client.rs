@@ -310,7 +310,13 @@ mod codec_tests {
     }
 
     fn entry(event_id: Option<Uuid>, sub: Option<&str>) -> LogEntry {
-        LogEntry { name: "näme".into(), data: "line\n\"two\"\u{0}".into(), level: Level::Warning, event_id, sub: sub.map(Into::into) }
+        LogEntry {
+            name: "näme".into(),
+            data: "line\n\"two\"\u{0}".into(),
+            level: Level::Warning,
+            event_id,
+            sub: sub.map(Into::into),
+        }
     }
 
     fn stored(sub: Option<&str>, event_id: Option<Uuid>) -> StoredEntry {
@@ -353,7 +359,10 @@ mod codec_tests {
             (LoggerResponse::WriteLog(Err(LogError::Invalid("`name`: must not be empty".into()))), "refused"),
             (LoggerResponse::WriteMany(Ok(vec!["a".into(), "b".into()])), "ids"),
             (LoggerResponse::WriteMany(Err(LogError::Unavailable("down".into()))), "store down"),
-            (LoggerResponse::Recent(Ok(vec![stored(None, None), stored(Some("7"), id)])), "entries with and without sub"),
+            (
+                LoggerResponse::Recent(Ok(vec![stored(None, None), stored(Some("7"), id)])),
+                "entries with and without sub",
+            ),
             (LoggerResponse::Recent(Ok(vec![])), "no entries"),
             (LoggerResponse::Get(Ok(stored(None, id))), "one entry without a subject"),
             (LoggerResponse::Get(Err(LogError::NotFound("x".into()))), "not found"),
@@ -373,7 +382,10 @@ mod codec_tests {
         let sent = ClientMessage::Request(Request { context, id: 7, message });
         let ClientMessage::Request(read) = round_trip(&sent) else { panic!("a request reads as a request") };
         assert_eq!(read.id, 7);
-        assert_eq!(format!("{:?}", read.message), format!("{:?}", LoggerRequest::WriteLog { entry: entry(None, Some("42")) }));
+        assert_eq!(
+            format!("{:?}", read.message),
+            format!("{:?}", LoggerRequest::WriteLog { entry: entry(None, Some("42")) })
+        );
         assert_eq!(read.context.trace_context, context.trace_context, "the trace travels");
         // The deadline travels as the time left: within the time this test took of the one sent.
         let left = read.context.deadline.saturating_duration_since(Instant::now());

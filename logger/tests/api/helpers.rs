@@ -115,7 +115,8 @@ impl OwnMongo {
     }
 
     async fn start_with(ttl_sweep: Option<Duration>) -> Self {
-        let mut mongo = Self { port: free_port(), server: None, storage: ScratchDir::new("logger-secantus"), ttl_sweep };
+        let mut mongo =
+            Self { port: free_port(), server: None, storage: ScratchDir::new("logger-secantus"), ttl_sweep };
         mongo.restart().await;
         mongo
     }
@@ -138,9 +139,10 @@ impl OwnMongo {
             // Its command line does not pass `storage.ttl_sweep_seconds` on (0.7.0b3: the
             // configuration file's value is read, then dropped), so through its Python API.
             Some(period) => {
-                command.args(["-c", SECANTUS_WITH_TTL_SWEEP, &self.port.to_string()]).arg(self.storage.path()).arg(
-                    period.as_secs_f64().to_string(),
-                );
+                command
+                    .args(["-c", SECANTUS_WITH_TTL_SWEEP, &self.port.to_string()])
+                    .arg(self.storage.path())
+                    .arg(period.as_secs_f64().to_string());
             }
         }
         let what = format!("our SecantusDB ({}; run `project/infra.sh up`)", python.display());

@@ -80,3 +80,72 @@ async fn a_changed_retention_retunes_the_index_and_off_drops_it() {
     }
     assert_eq!(mongo.stored_logs().await.len(), cases.len(), "every entry is younger than any retention");
 }
+
+/// Entries already stored in the "full" store of [`write_rate_with_300k_entries_stored_vs_empty`].
+const STORED: usize = 300_000;
+
+/// `writes` entries through `logger` by `callers` concurrent callers: the rate, the failures,
+/// and the first failure.
+async fn write_rate(logger: &TestLogger, writes: usize, callers: usize) -> (f64, usize, Option<String>) {
+    use futures::StreamExt;
+    let rpc = LoggerRpc::new(logger.rpc_addr.clone(), RPC_TIMEOUT);
+    let started = tokio::time::Instant::now();
+    let failures: Vec<String> = futures::stream::iter(0..writes)
+        .map(|i| {
+            let rpc = rpc.clone();
+            async move { rpc.write_log(entry("bench", &format!("write {i}"))).await.err().map(|e| e.to_string()) }
+        })
+        .buffer_unordered(callers)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    (writes as f64 / started.elapsed().as_secs_f64(), failures.len(), failures.into_iter().next())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+// Retention off on the full store, to see the TTL index's own share, is left out: dropping the
+// index of 300k entries holds SecantusDB's storage lock for minutes.
+#[ignore = "a measurement of several minutes; run with --run-ignored only, and read its output"]
+async fn write_rate_with_300k_entries_stored_vs_empty() {
+    use logger::store::LogDocument;
+    use tokio::time::Instant;
+
+    const WRITES: usize = 3_000;
+    const CALLERS: usize = 64;
+    // A server of its own: 300k entries stay off the shared one, and nobody else's load is measured.
+    let own = OwnMongo::start().await;
+    let mongo = |name: &str| TestMongo { url: own.url(), name: format!("{name}_{}", std::process::id()) };
+    let empty = TestLogger::spawn(mongo("empty")).await;
+    let full = TestLogger::spawn(mongo("full")).await;
+
+    // Filled straight through the driver (the logger made its indexes, TTL included, at start),
+    // timestamps spread over the last 30 days, as a month of traffic would leave them.
+    let logs = full.mongo.database().await.collection::<LogDocument>(COLLECTION);
+    let started = Instant::now();
+    let now = mongodb::bson::DateTime::now().timestamp_millis();
+    for chunk in (0..STORED).collect::<Vec<_>>().chunks(10_000) {
+        let docs: Vec<LogDocument> = chunk
+            .iter()
+            .map(|i| {
+                let mut doc = LogDocument::new(entry("old", "stored before the run"));
+                let at = mongodb::bson::DateTime::from_millis(now - 60_000 - (*i as i64 * 8_000));
+                (doc.created_at, doc.updated_at) = (at, at);
+                doc
+            })
+            .collect();
+        logs.insert_many(docs).await.expect("fill the store");
+    }
+    println!("filled {STORED} entries in {:.1?}", started.elapsed());
+
+    // Alternating rounds, so that a change in the machine's load shows as a spread, not a bias.
+    let report = |round: &str, what: &str, (rate, failed, first): (f64, usize, Option<String>)| {
+        println!("{round}, {what}: {WRITES} writes by {CALLERS} callers, {rate:.0}/s, {failed} failed {first:?}");
+        assert!(failed < WRITES, "{what}: nothing was stored");
+    };
+    for round in ["round 1", "round 2"] {
+        report(round, "empty store, TTL index", write_rate(&empty, WRITES, CALLERS).await);
+        report(round, "300k store,  TTL index", write_rate(&full, WRITES, CALLERS).await);
+    }
+    empty.stop().await;
+    full.stop().await;
+}
