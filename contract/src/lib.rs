@@ -17,9 +17,9 @@
 //!   edge) and the services read the same bodies through the same types, so they refuse the
 //!   same inputs identically.
 //!
-//! Types that travel over tarpc are serialised as JSON (tarpc's JSON transport: bincode 1 is
-//! unmaintained, RUSTSEC-2025-0141); keep them plain (no internal tagging) so that a faster
-//! non-self-describing codec can be swapped in later.
+//! Types that travel over tarpc are serialised as MessagePack with structs as maps
+//! (`service_kit::logger_client::MessagePack`); keep them plain: no `flatten`, no internal or
+//! untagged enums, which need a self-describing reader that buffers (and are slow or lossy there).
 #![forbid(unsafe_code)]
 
 pub mod auth;

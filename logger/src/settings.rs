@@ -48,6 +48,39 @@ pub struct MongoSettings {
     /// One whole operation (`MONGO_OP_TIMEOUT_MS`), for a server that accepts but hangs.
     #[serde(rename = "MONGO_OP_TIMEOUT_MS", deserialize_with = "settings::positive_millis")]
     pub op_timeout: Duration,
+    /// How long entries are kept (`LOG_RETENTION`, a humane duration: `30d`, `12h`, `90 days`;
+    /// `off` or `0` keeps them for ever): a TTL index on `created_at` that MongoDB enforces
+    /// (see `store`). `None` is off.
+    #[serde(rename = "LOG_RETENTION", deserialize_with = "retention")]
+    pub retention: Option<Duration>,
+}
+
+/// Entries are kept a month unless `LOG_RETENTION` says otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// MongoDB's largest `expireAfterSeconds` (a 32-bit signed count of seconds, some 68 years).
+pub const MAX_RETENTION: Duration = Duration::from_secs(i32::MAX as u64);
+
+/// `LOG_RETENTION`: `off` or `0`, or a duration of whole seconds from 1 s to [`MAX_RETENTION`]
+/// (MongoDB expires by whole seconds; `500ms` would be rounded by somebody, so it is refused).
+pub fn parse_retention(value: &str) -> Result<Option<Duration>, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") || value == "0" {
+        return Ok(None);
+    }
+    let retention = humantime::parse_duration(value)
+        .map_err(|error| format!("`off`, `0`, or a duration such as `30d` or `12h` ({error})"))?;
+    if retention.is_zero() || retention.subsec_nanos() != 0 {
+        return Err("a whole number of seconds, at least 1s (or `off`)".to_owned());
+    }
+    if retention > MAX_RETENTION {
+        return Err(format!("at most {} (MongoDB's limit)", humantime::format_duration(MAX_RETENTION)));
+    }
+    Ok(Some(retention))
+}
+
+fn retention<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let value = String::deserialize(deserializer)?;
+    parse_retention(&value).map_err(serde::de::Error::custom)
 }
 
 impl MongoSettings {
@@ -57,6 +90,7 @@ impl MongoSettings {
             database: database.into(),
             connect_timeout: Duration::from_secs(2),
             op_timeout: Duration::from_secs(5),
+            retention: Some(DEFAULT_RETENTION),
         }
     }
 }
@@ -95,7 +129,8 @@ impl Default for BatchSettings {
 }
 
 impl Settings {
-    /// `PORT` (8084), `RPC_PORT` (5001), `MONGO_URL`, `MONGO_DB` (`logs`), timeouts, batching.
+    /// `PORT` (8084), `RPC_PORT` (5001), `MONGO_URL`, `MONGO_DB` (`logs`), timeouts,
+    /// `LOG_RETENTION` (30 days), batching.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         env.read(wiring::LOGGER_PORT, &["mongo", "batch"])
     }
@@ -126,6 +161,25 @@ mod tests {
         assert_eq!(settings.mongo.url.expose_secret(), "mongodb://127.0.0.1:27017");
         assert_eq!(settings.mongo.database, "logs");
         assert_eq!(settings.batch, BatchSettings::default());
+        assert_eq!(settings.mongo.retention, Some(Duration::from_secs(30 * 86_400)), "30 days");
+    }
+
+    #[test]
+    fn retention_reads_humane_durations_and_off() {
+        let cases = [
+            ("30d", Some(30 * 86_400), "days"),
+            ("12h", Some(12 * 3_600), "hours"),
+            ("90 days", Some(90 * 86_400), "words"),
+            ("1h 30m", Some(5_400), "parts"),
+            ("1s", Some(1), "the shortest"),
+            ("off", None, "off"),
+            ("OFF", None, "off in capitals"),
+            ("0", None, "zero is off"),
+        ];
+        for (value, expected, why) in cases {
+            let settings = Settings::from_env(&Env::from_pairs([("LOG_RETENTION", value)])).unwrap();
+            assert_eq!(settings.mongo.retention, expected.map(Duration::from_secs), "{why}");
+        }
     }
 
     #[test]
@@ -157,6 +211,11 @@ mod tests {
             ("BATCH_WINDOW_MS", "-1", "negative window"),
             ("MONGO_TIMEOUT_MS", "0", "every request would time out at once"),
             ("MONGO_OP_TIMEOUT_MS", "0", "every operation would time out at once"),
+            ("LOG_RETENTION", "30", "a number without a unit"),
+            ("LOG_RETENTION", "soon", "not a duration"),
+            ("LOG_RETENTION", "1500ms", "not whole seconds"),
+            ("LOG_RETENTION", "0s", "zero with a unit: say `off`"),
+            ("LOG_RETENTION", "100years", "beyond MongoDB's limit"),
         ];
         for (key, value, why) in cases {
             let error = Settings::from_env(&Env::from_pairs([(key, value)])).unwrap_err();

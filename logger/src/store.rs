@@ -13,6 +13,16 @@
 //! on `event_id`), which counts as stored, exactly as duplicate event ids always did. Retries
 //! follow [`WRITE_RETRY`] and stop at the caller's deadline. A timeout is not retried: a slow
 //! store is overloaded, and sending again would only add to its load.
+//!
+//! Retention (`LOG_RETENTION`) is a TTL index on `created_at`, [`RETENTION_INDEX`]: MongoDB's TTL
+//! monitor deletes what is older, every 60 s by default (SecantusDB runs the same sweeper, same
+//! period: `storage.ttl_sweep_seconds`), so the store stays bounded without work here. It is an
+//! index of its own because TTL indexes are single-field and the listing needs
+//! (`created_at`, `_id`). At start the index is made to match the setting: created, retuned in
+//! place with `collMod` when the retention changed (no rebuild, no failure), dropped when off.
+//! SecantusDB's sweeper (0.7.0b3) reads the whole collection, under its storage lock, on each
+//! pass: with 300k entries writes slowed by about a fifth (the ignored test
+//! `write_rate_with_300k_entries_stored_vs_empty`); mongod deletes through the index instead.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,6 +46,10 @@ use crate::settings::MongoSettings;
 pub const COLLECTION: &str = service_kit::wiring::MONGO_COLLECTION;
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
+/// The TTL index that enforces `LOG_RETENTION` (see the module doc).
+pub const RETENTION_INDEX: &str = "retention";
+/// An index of that name exists with other options (another logger, another retention).
+const INDEX_OPTIONS_CONFLICT: i32 = 85;
 /// How long a ping may take: below `/ready`'s own bound ([`service_kit::health::CHECK_TIMEOUT`]),
 /// so that a store that hangs is reported by name and bound, not as a check that timed out.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -126,6 +140,8 @@ pub struct LogStore {
     /// The indexes, created once; a failed attempt (MongoDB down) is retried by the next write.
     indexes: std::sync::Arc<OnceCell<()>>,
     op_timeout: Duration,
+    /// `LOG_RETENTION`: what the TTL index is made to say; `None` drops it.
+    retention: Option<Duration>,
 }
 
 impl LogStore {
@@ -140,7 +156,13 @@ impl LogStore {
         options.app_name.get_or_insert_with(|| "logger".to_owned());
         let client = Client::with_options(options).context("cannot create the MongoDB client")?;
         let logs = client.database(&settings.database).collection(COLLECTION);
-        Ok(Self { client, logs, indexes: Default::default(), op_timeout: settings.op_timeout })
+        Ok(Self {
+            client,
+            logs,
+            indexes: Default::default(),
+            op_timeout: settings.op_timeout,
+            retention: settings.retention,
+        })
     }
 
     /// The database name, for logs.
@@ -148,7 +170,8 @@ impl LogStore {
         self.logs.namespace().db
     }
 
-    /// Creates the indexes unless done already: newest-first listing, and one entry per event id.
+    /// Creates the indexes unless done already: newest-first listing, one entry per event id,
+    /// and retention.
     pub async fn ensure_indexes(&self) -> Result<(), LogError> {
         self.indexes
             .get_or_try_init(|| async {
@@ -162,11 +185,59 @@ impl LogStore {
                     .options(IndexOptions::builder().name("event_id".to_owned()).unique(true).sparse(true).build())
                     .build();
                 self.bounded("create indexes", self.logs.create_indexes([by_time, by_event])).await?;
-                tracing::info!(database = %self.database(), "indexes ready");
+                self.apply_retention().await?;
+                tracing::info!(database = %self.database(), retention = ?self.retention, "indexes ready");
                 Ok(())
             })
             .await
             .copied()
+    }
+
+    /// Makes [`RETENTION_INDEX`] say `self.retention`: creates, retunes (`collMod`) or drops it.
+    async fn apply_retention(&self) -> Result<(), LogError> {
+        let indexes = async { self.logs.list_indexes().await?.try_collect::<Vec<IndexModel>>().await };
+        let current = self
+            .bounded("list indexes", indexes)
+            .await?
+            .into_iter()
+            .find(|index| index.options.as_ref().and_then(|o| o.name.as_deref()) == Some(RETENTION_INDEX))
+            .map(|index| index.options.and_then(|o| o.expire_after));
+        match (current, self.retention) {
+            (None, None) => Ok(()),
+            (Some(_), None) => {
+                self.bounded("drop the retention index", self.logs.drop_index(RETENTION_INDEX)).await?;
+                tracing::info!(database = %self.database(), "retention off: TTL index dropped");
+                Ok(())
+            }
+            (Some(current), Some(wanted)) if current == Some(wanted) => Ok(()),
+            (Some(_), Some(wanted)) => self.retune_retention(wanted).await,
+            (None, Some(wanted)) => {
+                let ttl = IndexModel::builder()
+                    .keys(doc! { "created_at": 1 })
+                    .options(IndexOptions::builder().name(RETENTION_INDEX.to_owned()).expire_after(wanted).build())
+                    .build();
+                let what = "create the retention index";
+                match self.bounded_until(what, Instant::now() + self.op_timeout, self.logs.create_index(ttl)).await? {
+                    Ok(_) => Ok(()),
+                    // Another logger made it just now with a retention of its own: ours is the newer setting.
+                    Err(error) if command_code(&error) == Some(INDEX_OPTIONS_CONFLICT) => {
+                        self.retune_retention(wanted).await
+                    }
+                    Err(error) => Err(unavailable(what, &error)),
+                }
+            }
+        }
+    }
+
+    /// Sets the TTL of the existing [`RETENTION_INDEX`] in place.
+    async fn retune_retention(&self, wanted: Duration) -> Result<(), LogError> {
+        let seconds = i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX);
+        let command =
+            doc! { "collMod": COLLECTION, "index": { "name": RETENTION_INDEX, "expireAfterSeconds": seconds } };
+        let database = self.client.database(&self.database());
+        self.bounded("change the retention", database.run_command(command)).await?;
+        tracing::info!(database = %self.database(), retention = ?wanted, "retention changed");
+        Ok(())
     }
 
     /// Inserts `docs` in one unordered `insert_many` and says, per document, which id it has:
@@ -349,6 +420,14 @@ impl LogStore {
                 format!("MongoDB did not answer within {:?}", self.op_timeout)
             })
         })
+    }
+}
+
+/// The server's error code, when the server refused a command.
+fn command_code(error: &mongodb::error::Error) -> Option<i32> {
+    match *error.kind {
+        ErrorKind::Command(ref command) => Some(command.code),
+        _ => None,
     }
 }
 

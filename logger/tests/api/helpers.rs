@@ -78,6 +78,17 @@ impl TestApp {
 /// `TEST_SECANTUS_PYTHON`: the Python that runs SecantusDB (default: the project's venv).
 pub const TEST_SECANTUS_PYTHON: &str = "TEST_SECANTUS_PYTHON";
 
+/// SecantusDB as `python -m secantus --standalone --sync-on-commit` starts it, with the TTL
+/// monitor's period as the third argument (port, storage path, seconds).
+const SECANTUS_WITH_TTL_SWEEP: &str = "
+import sys
+from secantus.server import SecantusDBServer
+port, path, period = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+server = SecantusDBServer('127.0.0.1', port, path, replica_set_name=None, sync_on_commit=True, ttl_sweep_seconds=period)
+server.start()
+server.wait()
+";
+
 /// A SecantusDB server of the test's own, on a free port with a temporary storage directory,
 /// so that the test can kill it without disturbing anybody else.
 pub struct OwnMongo {
@@ -85,6 +96,8 @@ pub struct OwnMongo {
     /// Declared before the storage: dropped (killed) first.
     server: Option<ChildServer>,
     storage: ScratchDir,
+    /// The TTL monitor's period, when not SecantusDB's (and mongod's) 60 s.
+    ttl_sweep: Option<Duration>,
 }
 
 impl OwnMongo {
@@ -93,7 +106,17 @@ impl OwnMongo {
     }
 
     pub async fn start() -> Self {
-        let mut mongo = Self { port: free_port(), server: None, storage: ScratchDir::new("logger-secantus") };
+        Self::start_with(None).await
+    }
+
+    /// One whose TTL monitor runs every `period`, so that a test sees expiry without waiting a minute.
+    pub async fn start_with_ttl_sweep(period: Duration) -> Self {
+        Self::start_with(Some(period)).await
+    }
+
+    async fn start_with(ttl_sweep: Option<Duration>) -> Self {
+        let mut mongo =
+            Self { port: free_port(), server: None, storage: ScratchDir::new("logger-secantus"), ttl_sweep };
         mongo.restart().await;
         mongo
     }
@@ -104,12 +127,24 @@ impl OwnMongo {
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/venv/bin/python"));
         let mut command = Command::new(&python);
-        command
-            .args(["-m", "secantus", "--host", "127.0.0.1", "--port", &self.port.to_string(), "--standalone"])
-            // Without it SecantusDB loses acknowledged writes when killed.
-            .arg("--sync-on-commit")
-            .arg("--storage-path")
-            .arg(self.storage.path());
+        match self.ttl_sweep {
+            None => {
+                command
+                    .args(["-m", "secantus", "--host", "127.0.0.1", "--port", &self.port.to_string(), "--standalone"])
+                    // Without it SecantusDB loses acknowledged writes when killed.
+                    .arg("--sync-on-commit")
+                    .arg("--storage-path")
+                    .arg(self.storage.path());
+            }
+            // Its command line does not pass `storage.ttl_sweep_seconds` on (0.7.0b3: the
+            // configuration file's value is read, then dropped), so through its Python API.
+            Some(period) => {
+                command
+                    .args(["-c", SECANTUS_WITH_TTL_SWEEP, &self.port.to_string()])
+                    .arg(self.storage.path())
+                    .arg(period.as_secs_f64().to_string());
+            }
+        }
         let what = format!("our SecantusDB ({}; run `project/infra.sh up`)", python.display());
         self.server = Some(ChildServer::start(&what, command, &[self.port], Duration::from_secs(20)).await);
     }

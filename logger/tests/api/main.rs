@@ -6,4 +6,5 @@ mod http;
 mod mongo_down;
 mod overload;
 mod restart;
+mod retention;
 mod rpc;
