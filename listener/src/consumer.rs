@@ -11,12 +11,14 @@ use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use service_kit::amqp::{Topology, connection_properties};
+use service_kit::metrics::gauge;
 use service_kit::retry::{RetryPolicy, retry};
 use service_kit::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::handler::Handler;
+use crate::metrics;
 
 /// How long connecting (TCP and the AMQP handshake) may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,6 +86,7 @@ impl Consumer {
 
     /// Consumes until `stop` turns true, reconnecting after every loss.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        gauge!(metrics::CONNECTED).set(0.0);
         loop {
             let session = tokio::select! {
                 session = retry("connect to RabbitMQ", self.reconnect, || self.connect()) => session,
@@ -93,8 +96,10 @@ impl Consumer {
                 continue; // unreachable: the reconnect policy does not give up
             };
             self.status.set(None);
+            gauge!(metrics::CONNECTED).set(1.0);
             tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
             let end = self.consume(session, &mut stop).await;
+            gauge!(metrics::CONNECTED).set(0.0);
             match end {
                 End::Stopped => break,
                 End::Lost(reason) => {

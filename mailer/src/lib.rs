@@ -7,12 +7,14 @@
 //! - [`templates`]: the templates in `mailer/templates/`, compiled in, HTML autoescaped and its
 //!   CSS inlined.
 //! - [`smtp`]: one pooled lettre transport with connect and send timeouts.
+//! - [`metrics`]: mails by outcome, SMTP send time, the pool's connections, for `GET /metrics`.
 //! - [`state`]: what the handlers share (the SMTP transport, the templates, the default sender).
 //! - [`routes`]: the `/send` handler and its error-to-status mapping.
 //! - [`startup`]: [`Application`], binding and running the HTTP server.
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod smtp;

@@ -23,6 +23,7 @@ impl Application {
     /// Binds the port and builds the SMTP transport. Does not connect to the SMTP server: a
     /// server that is down shows on `/ready` and as 502 on `/send`, not as a failed start.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         let default_sender = settings.default_sender().context("invalid default sender")?;
         let mailer = SmtpMailer::new(&settings.smtp).context("cannot configure the SMTP transport")?;
         let renderer = Renderer::new().context("cannot compile the mail templates")?;
