@@ -15,6 +15,7 @@ mod go_original;
 mod helpers;
 mod limits;
 mod login_storm;
+mod metrics;
 mod stack;
 mod subjects;
 mod tokens;
