@@ -184,7 +184,11 @@ impl Breaker {
 
     /// [`Breaker::call`], measured: the hop's duration by `action` and outcome
     /// ([`metrics::DOWNSTREAM_DURATION`]). Every hop of `/handle` goes through this.
-    pub async fn hop<T, E>(&self, action: &'static str, hop: impl Future<Output = Result<T, E>>) -> Result<T, DownstreamError>
+    pub async fn hop<T, E>(
+        &self,
+        action: &'static str,
+        hop: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, DownstreamError>
     where
         E: Into<DownstreamError>,
     {

@@ -24,9 +24,17 @@ pub const BREAKER_STATE: &str = "broker_circuit_breaker_state";
 /// Describes the broker's metrics (and installs the recorder, so that nothing is lost).
 pub fn describe() {
     service_kit::metrics::handle();
-    describe_histogram!(DOWNSTREAM_DURATION, Unit::Seconds, "Duration of the broker's calls to its downstreams, by downstream, action and outcome.");
+    describe_histogram!(
+        DOWNSTREAM_DURATION,
+        Unit::Seconds,
+        "Duration of the broker's calls to its downstreams, by downstream, action and outcome."
+    );
     describe_counter!(EVENTS_PUBLISHED, "Events the broker published to RabbitMQ, by action and outcome.");
-    describe_histogram!(PUBLISH_CONFIRM_DURATION, Unit::Seconds, "Time from publishing an event to RabbitMQ's confirm, by outcome.");
+    describe_histogram!(
+        PUBLISH_CONFIRM_DURATION,
+        Unit::Seconds,
+        "Time from publishing an event to RabbitMQ's confirm, by outcome."
+    );
     describe_gauge!(BREAKER_STATE, "Circuit breaker state per downstream: 0 closed, 1 half-open, 2 open.");
 }
 

@@ -34,8 +34,8 @@ use contract::log::{LogEntry, LogError};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use service_kit::logger_client::{LoggerRpc, RpcError};
-use service_kit::retry::RetryPolicy;
 use service_kit::metrics::{counter, gauge};
+use service_kit::retry::RetryPolicy;
 use tokio::sync::Semaphore;
 
 use crate::go_original::{self, Origin};

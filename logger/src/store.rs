@@ -374,9 +374,9 @@ impl LogStore {
 /// which counts as stored (see [`LogStore::insert_all`]), not as a store error.
 fn only_duplicates(error: &mongodb::error::Error) -> bool {
     match &*error.kind {
-        ErrorKind::InsertMany(InsertManyError { write_errors: Some(write_errors), write_concern_error: None, .. }) => {
-            write_errors.iter().all(|write_error| write_error.code == DUPLICATE_KEY)
-        }
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(write_errors), write_concern_error: None, ..
+        }) => write_errors.iter().all(|write_error| write_error.code == DUPLICATE_KEY),
         _ => false,
     }
 }

@@ -16,7 +16,11 @@ pub const POOL_IN_USE: &str = "mailer_smtp_pool_connections_in_use";
 pub fn describe() {
     service_kit::metrics::handle();
     describe_counter!(MAILS, "Mails handed to the SMTP server, by outcome.");
-    describe_histogram!(SMTP_DURATION, Unit::Seconds, "Duration of one SMTP send (the wait for a connection included), by outcome.");
+    describe_histogram!(
+        SMTP_DURATION,
+        Unit::Seconds,
+        "Duration of one SMTP send (the wait for a connection included), by outcome."
+    );
     describe_gauge!(POOL_CONNECTIONS, "SMTP connections open in the pool.");
     describe_gauge!(POOL_IN_USE, "SMTP connections of the pool in use by a send.");
 }

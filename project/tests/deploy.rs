@@ -804,8 +804,13 @@ fn metric_names(expr: &str) -> Vec<String> {
             (Some(s), false) => {
                 let word = &expr[s..i];
                 let before_quote = s > 0 && bytes[s - 1] == b'"';
-                if (b == b'{' || b == b'[' || (b == b')' && s > 0 && bytes[s - 1] == b'(')) && !before_quote && word.contains('_') {
-                    let base = ["_bucket", "_count", "_sum"].iter().fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
+                if (b == b'{' || b == b'[' || (b == b')' && s > 0 && bytes[s - 1] == b'('))
+                    && !before_quote
+                    && word.contains('_')
+                {
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
                     names.push(base.to_owned());
                 }
                 start = None;
@@ -832,7 +837,10 @@ fn the_grafana_dashboard_reads_only_metrics_the_services_define_and_promtool_par
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = str_of(&target["expr"]);
             for name in metric_names(expr) {
-                assert!(sources.contains(&format!("\"{name}\"")), "the dashboard reads `{name}`, which no service defines: {expr}");
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "the dashboard reads `{name}`, which no service defines: {expr}"
+                );
                 seen.insert(name);
             }
             let concrete = expr.replace("$__rate_interval", "1m").replace("$job", ".*");
@@ -851,6 +859,11 @@ fn the_grafana_dashboard_reads_only_metrics_the_services_define_and_promtool_par
         std::fs::write(&file, &rules).expect("write the rules");
         let checked = run(Command::new("promtool").arg("check").arg("rules").arg(&file));
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(checked.status.success(), "promtool cannot parse a dashboard query:\n{}{}\n{rules}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+        assert!(
+            checked.status.success(),
+            "promtool cannot parse a dashboard query:\n{}{}\n{rules}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
 }

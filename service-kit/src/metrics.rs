@@ -22,9 +22,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
-};
+pub use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 /// `http.server.request.duration`: one observation per answered request.
 pub const HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -38,7 +36,8 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Buckets of every `*_seconds` histogram: a gateway's hops take from well under a millisecond
 /// (a confirmed publish on the loopback) to seconds (bcrypt at cost 12, a timeout).
-pub const DURATION_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Buckets of every `*_batch_size` histogram (entries per write): powers of two.
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
@@ -54,7 +53,9 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
-            .and_then(|builder| builder.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_SIZE_BUCKETS))
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_SIZE_BUCKETS)
+            })
             .expect("the bucket lists are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -78,15 +79,17 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 fn describe_http() {
-    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Duration of HTTP server requests, by method, route template and status.");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Duration of HTTP server requests, by method, route template and status."
+    );
     describe_gauge!(HTTP_ACTIVE_REQUESTS, "HTTP server requests being handled now.");
 }
 
 /// `GET /metrics`: the Prometheus text exposition format.
 pub async fn render() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle().render())
 }
 
 /// Middleware on every service, outermost, so that it sees the status the client gets:

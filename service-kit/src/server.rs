@@ -48,6 +48,9 @@ pub struct HttpService {
     workers: Option<usize>,
     body_timeout: Duration,
     allowed_hosts: http::AllowedHosts,
+    /// Whether requests are measured ([`crate::metrics::record_http`]); `/metrics` is served
+    /// either way. Off only to measure what measuring costs (`service-kit/bench/metrics_cost.sh`).
+    http_metrics: bool,
 }
 
 impl HttpService {
@@ -60,12 +63,19 @@ impl HttpService {
             workers: None,
             body_timeout: settings.body_timeout,
             allowed_hosts: http::AllowedHosts::new(&settings.allowed_hosts),
+            http_metrics: true,
         }
     }
 
     /// Allows browser calls from these origins (none by default).
     pub fn cors(mut self, allowed_origins: Vec<String>) -> Self {
         self.cors_allowed_origins = allowed_origins;
+        self
+    }
+
+    /// Without the HTTP server metrics middleware (on by default).
+    pub fn without_http_metrics(mut self) -> Self {
+        self.http_metrics = false;
         self
     }
 
@@ -92,6 +102,7 @@ impl HttpService {
         let origins = self.cors_allowed_origins;
         let body_timeout = http::BodyTimeout(self.body_timeout);
         let allowed_hosts = self.allowed_hosts;
+        let http_metrics = self.http_metrics;
         // Installed before the first request, so that nothing recorded is lost.
         crate::metrics::handle();
         let mut server = HttpServer::new(move || {
@@ -112,7 +123,7 @@ impl HttpService {
                 .wrap(TracingLogger::<telemetry::BoundedRootSpan>::new())
                 .wrap(from_fn(http::envelope_refusals))
                 .wrap(from_fn(http::security_headers))
-                .wrap(from_fn(crate::metrics::record_http))
+                .wrap(Condition::new(http_metrics, from_fn(crate::metrics::record_http)))
                 .app_data(body_timeout)
                 .app_data(allowed_hosts.clone())
                 .app_data(http::json_config())

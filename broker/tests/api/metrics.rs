@@ -35,7 +35,8 @@ async fn a_request_through_the_broker_moves_its_counters_by_route_template_and_o
     post_root(&app).await;
     let event = app.handle(&json!({"action": "event", "log": {"name": "metrics", "data": "counted"}})).await;
     assert_eq!(event.status, 202, "{}", event.body);
-    let mail = app.handle(&json!({"action": "mail", "mail": {"to": "a@example.com", "subject": "s", "message": "m"}})).await;
+    let mail =
+        app.handle(&json!({"action": "mail", "mail": {"to": "a@example.com", "subject": "s", "message": "m"}})).await;
     assert_eq!(mail.status, 502, "{}", mail.body);
     let unknown = app.get("/logs/6650f1a2b3c4d5e6f7a8b9c0").await;
     assert_eq!(unknown.status, 404);

@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use service_kit::testing::{ChildServer, Scrape, ScratchDir, assert_promtool_passes, eventually, free_port, scrape, unique_name};
+use service_kit::testing::{
+    ChildServer, Scrape, ScratchDir, assert_promtool_passes, eventually, free_port, scrape, unique_name,
+};
 use service_kit::wiring;
 
 use crate::helpers::{EFFECT_TIMEOUT, stack};
@@ -59,12 +61,14 @@ async fn every_action_moves_the_metrics_of_the_services_it_crosses_and_promtool_
     let event = stack.handle(&json!({"action": "event", "log": {"name": name, "data": "amqp"}})).await;
     assert_eq!(event.status, 202, "{}", event.body);
     let to = format!("{name}@example.com");
-    let mail = stack.handle_signed_in(&json!({"action": "mail", "mail": {"to": to, "subject": "s", "message": "m"}})).await;
+    let mail =
+        stack.handle_signed_in(&json!({"action": "mail", "mail": {"to": to, "subject": "s", "message": "m"}})).await;
     assert_eq!(mail.status, 202, "{}", mail.body);
     // The event reaches the listener asynchronously.
     let listener = eventually("the listener to count a stored delivery", EFFECT_TIMEOUT, || async {
         let now = scrape(&url(stack_port(wiring::LISTENER_PORT))).await;
-        let stored = now.value("listener_deliveries_stored_total", &[]) - before[5].value("listener_deliveries_stored_total", &[]);
+        let stored = now.value("listener_deliveries_stored_total", &[])
+            - before[5].value("listener_deliveries_stored_total", &[]);
         (stored >= 1.0).then_some(now)
     })
     .await;
@@ -73,11 +77,20 @@ async fn every_action_moves_the_metrics_of_the_services_it_crosses_and_promtool_
 
     let (broker, auth, logger, mailer) = (&after[0], &after[2], &after[3], &after[4]);
     let hops = "broker_downstream_request_duration_seconds_count";
-    for (downstream, action) in [("logger", "log"), ("rabbitmq", "event"), ("authentication", "auth"), ("mailer", "mail")] {
+    for (downstream, action) in
+        [("logger", "log"), ("rabbitmq", "event"), ("authentication", "auth"), ("mailer", "mail")]
+    {
         let labels = [("downstream", downstream), ("action", action), ("outcome", "ok")];
         assert_grew("broker", &before[0], broker, hops, &labels, 1.0);
     }
-    assert_grew("broker", &before[0], broker, "broker_events_published_total", &[("action", "event"), ("outcome", "ok")], 1.0);
+    assert_grew(
+        "broker",
+        &before[0],
+        broker,
+        "broker_events_published_total",
+        &[("action", "event"), ("outcome", "ok")],
+        1.0,
+    );
     let handled = [("http_route", "/handle"), ("http_response_status_code", "202")];
     assert_grew("broker", &before[0], broker, "http_server_request_duration_seconds_count", &handled, 4.0);
     assert_grew("authentication", &before[2], auth, "auth_logins_total", &[("outcome", "accepted")], 1.0);
@@ -91,7 +104,11 @@ async fn every_action_moves_the_metrics_of_the_services_it_crosses_and_promtool_
     assert_eq!(after[5].value("listener_consumer_connected", &[]), 1.0, "the listener is consuming");
 
     for ((service, _), scrape) in SERVICES.iter().zip(&after) {
-        assert!(scrape.has("http_server_request_duration_seconds_count"), "{service}: no HTTP metrics:\n{}", scrape.text);
+        assert!(
+            scrape.has("http_server_request_duration_seconds_count"),
+            "{service}: no HTTP metrics:\n{}",
+            scrape.text
+        );
         assert_promtool_passes(&scrape.text);
     }
 }
@@ -127,12 +144,19 @@ async fn a_real_prometheus_scrapes_all_six_services_with_up_1() {
         let results = answer["data"]["result"].as_array()?.clone();
         let up: Vec<(String, String)> = results
             .iter()
-            .map(|r| (r["metric"]["job"].as_str().unwrap_or("").to_owned(), r["value"][1].as_str().unwrap_or("").to_owned()))
+            .map(|r| {
+                (r["metric"]["job"].as_str().unwrap_or("").to_owned(), r["value"][1].as_str().unwrap_or("").to_owned())
+            })
             .collect();
         (up.len() == SERVICES.len() && up.iter().all(|(_, value)| value == "1")).then_some(up)
     })
     .await;
     let mut jobs: Vec<&str> = up.iter().map(|(job, _)| job.as_str()).collect();
     jobs.sort_unstable();
-    assert_eq!(jobs, ["authentication", "broker", "frontend", "listener", "logger", "mailer"], "{}", prometheus.output());
+    assert_eq!(
+        jobs,
+        ["authentication", "broker", "frontend", "listener", "logger", "mailer"],
+        "{}",
+        prometheus.output()
+    );
 }

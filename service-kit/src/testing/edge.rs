@@ -28,7 +28,8 @@ pub async fn assert_edge_answers(base_url: &str, undeclared: Undeclared<'_>) {
 
     // After the /health above: the HTTP server metrics have a series; Prometheus addresses
     // the pod by its IP too.
-    let metrics = client.get(format!("{base_url}/metrics")).header("host", "10.12.0.7:8080").send().await.expect("an answer");
+    let metrics =
+        client.get(format!("{base_url}/metrics")).header("host", "10.12.0.7:8080").send().await.expect("an answer");
     assert_eq!(metrics.status(), 200, "/metrics with the pod IP as Host");
     let metrics = super::Scrape::parse(metrics.text().await.expect("the metrics text"));
     assert!(

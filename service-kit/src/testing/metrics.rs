@@ -21,7 +21,8 @@ pub struct Scrape {
 
 impl Scrape {
     pub fn parse(text: String) -> Self {
-        let samples = text.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()).filter_map(sample).collect();
+        let samples =
+            text.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()).filter_map(sample).collect();
         Self { text, samples }
     }
 
@@ -75,14 +76,17 @@ pub async fn scrape(base_url: &str) -> Scrape {
 /// `promtool check metrics` accepts `text` (format and naming lints: HELP on every metric,
 /// `_total` on counters, base units).
 pub fn assert_promtool_passes(text: &str) {
-    let promtool = std::env::var(TEST_PROMTOOL).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "promtool".into());
+    let promtool =
+        std::env::var(TEST_PROMTOOL).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "promtool".into());
     let mut child = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {promtool} ({e}): `bash project/infra.sh tools` installs it (or set {TEST_PROMTOOL})"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {promtool} ({e}): `bash project/infra.sh tools` installs it (or set {TEST_PROMTOOL})")
+        });
     child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
     let output = child.wait_with_output().expect("promtool's answer");
     assert!(
