@@ -11,12 +11,15 @@ use std::time::Duration;
 /// installs from Debian's `prometheus` package).
 pub const TEST_PROMTOOL: &str = "TEST_PROMTOOL";
 
+/// One sample line: its name, labels and value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// One scrape: the text and its samples.
 #[derive(Debug, Clone)]
 pub struct Scrape {
     pub text: String,
     /// `(name, labels, value)` per sample line.
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<Sample>,
 }
 
 impl Scrape {
@@ -45,7 +48,7 @@ impl Scrape {
 }
 
 /// `name{a="x",b="y"} 1.5` (label values here never hold quotes or commas: they are ours).
-fn sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn sample(line: &str) -> Option<Sample> {
     let (series, value) = line.rsplit_once(' ')?;
     let value = value.parse().ok()?;
     let (name, labels) = match series.split_once('{') {
