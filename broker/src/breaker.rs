@@ -168,8 +168,9 @@ impl Breaker {
     }
 
     /// Runs `hop` unless the circuit is open, and counts its outcome. `hop` is a future not
-    /// yet polled, so a refused call costs nothing.
-    pub async fn call<T, E>(&self, hop: impl Future<Output = Result<T, E>>) -> Result<T, DownstreamError>
+    /// yet polled, so a refused call costs nothing. Private: every hop goes through
+    /// [`Breaker::hop`], which measures it.
+    async fn call<T, E>(&self, hop: impl Future<Output = Result<T, E>>) -> Result<T, DownstreamError>
     where
         E: Into<DownstreamError>,
     {
