@@ -318,14 +318,17 @@ cmd_up_foreground() {
     exit 1
   fi
   date +%s >"$READY_MARK"
+  local prometheus_line=""
+  if [ -n "${PIDS[prometheus]:-}" ]; then
+    prometheus_line="[stack]   prometheus    http://localhost:$PROMETHEUS_PORT   (every service's GET /metrics)"$'\n'
+  fi
   cat <<EOF
 
 [stack] ready in $((SECONDS - started))s
 [stack]   test page     http://localhost:$FRONTEND_PORT
 [stack]   broker        http://localhost:$BROKER_PORT   (POST /handle, GET /openapi.json)
 [stack]   mail catcher  $MAILCATCHER_URL
-$(if [ -n "${PIDS[prometheus]:-}" ]; then echo "[stack]   prometheus    http://localhost:$PROMETHEUS_PORT   (every service's GET /metrics)"; fi)
-[stack]   logs          $STACK_DIR/<service>.log
+$prometheus_line[stack]   logs          $STACK_DIR/<service>.log
 [stack] Ctrl-C (or \`$SELF stop\`) stops everything.
 
 EOF
