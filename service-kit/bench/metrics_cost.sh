@@ -6,20 +6,23 @@
 #
 #   bash service-kit/bench/metrics_cost.sh          # 3 rounds of 10 s per server
 #   ROUNDS=5 DURATION=5s bash service-kit/bench/metrics_cost.sh
+#   PROFILE=dev bash service-kit/bench/metrics_cost.sh   # the debug build (no release build needed)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-16} ROUNDS=${ROUNDS:-3}
-ON_PORT=18290 OFF_PORT=18291
+ON_PORT=${ON_PORT:-18290} OFF_PORT=${OFF_PORT:-18291}
 
-cargo build --release -p service-kit --example metrics_cost
+PROFILE=${PROFILE:-release}
+case "$PROFILE" in release) DIR=release ;; dev) DIR=debug ;; *) echo "PROFILE must be release or dev" >&2; exit 2 ;; esac
+cargo build --profile "$PROFILE" -p service-kit --example metrics_cost
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 export RUST_LOG=warn
-target/release/examples/metrics_cost "$ON_PORT" on >/dev/null 2>&1 &
+target/$DIR/examples/metrics_cost "$ON_PORT" on >/dev/null 2>&1 &
 pids+=($!)
-target/release/examples/metrics_cost "$OFF_PORT" off >/dev/null 2>&1 &
+target/$DIR/examples/metrics_cost "$OFF_PORT" off >/dev/null 2>&1 &
 pids+=($!)
 for port in "$ON_PORT" "$OFF_PORT"; do
   for _ in $(seq 100); do curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/" && break; sleep 0.1; done
