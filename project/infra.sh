@@ -5,9 +5,12 @@
 #   project/infra.sh status        one line per component, and who started it
 #   project/infra.sh stop          stop exactly what `up` started (never a server it found running)
 #   project/infra.sh database NAME create the PostgreSQL database NAME if it is missing
+#   project/infra.sh promtool      install only prometheus + promtool (apt; idempotent): the crates'
+#                                  /metrics tests run `promtool check metrics`
 #   project/infra.sh browser       install Chromium and chromedriver (the browser test's; idempotent)
-#   project/infra.sh tools         install the deployment/bench tools (idempotent): docker-compose and
-#                                  wrk (apt), kubernetes-validate (PyPI, into <repo>/.local/venv),
+#   project/infra.sh tools         install the deployment/bench tools (idempotent): docker-compose,
+#                                  wrk and prometheus + promtool (apt), kubernetes-validate (PyPI,
+#                                  into <repo>/.local/venv),
 #                                  schemathesis (PyPI, into <repo>/.local/venv-schemathesis)
 #
 # Components, on 127.0.0.1 at the ports of project/wiring.env:
@@ -397,6 +400,21 @@ cmd_browser() {
   up_chromium
 }
 
+# Debian's prometheus: `promtool check metrics` for every service's /metrics test, and the
+# Prometheus that `STACK_PROMETHEUS=1 stack.sh` and the end-to-end test run. Without its
+# recommends (the node exporter). Its package does not start it here (no init system).
+up_promtool() {
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    apt_install --no-install-recommends prometheus
+  fi
+  log "prometheus: $(command -v prometheus), promtool: $(command -v promtool)"
+}
+
+cmd_promtool() {
+  with_lock
+  up_promtool
+}
+
 cmd_tools() {
   with_lock
   local missing=()
@@ -407,6 +425,7 @@ cmd_tools() {
   fi
   log "docker-compose: $(docker-compose version --short 2>/dev/null || echo '?') at $(command -v docker-compose)"
   log "wrk: $(command -v wrk)"
+  up_promtool
   pip_install kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
   [ -x "$VENV_DIR/bin/kubernetes-validate" ] || die "kubernetes-validate is installed but $VENV_DIR/bin has no command"
   log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION: present in $VENV_DIR"
@@ -461,6 +480,7 @@ case "${1:-up}" in
   database) cmd_database "${2:-}" ;;
   browser) cmd_browser ;;
   tools) cmd_tools ;;
-  -h|--help|help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown subcommand '$1' (use: up | status | stop | database NAME | browser | tools)" ;;
+  promtool) cmd_promtool ;;
+  -h|--help|help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown subcommand '$1' (use: up | status | stop | database NAME | browser | tools | promtool)" ;;
 esac

@@ -24,6 +24,9 @@
 #   STACK_HOST=0.0.0.0      listen on every interface (default 127.0.0.1: this machine only)
 #   STACK_PROFILE=release   the cargo profile the services are built and run with: `dev` reuses
 #                           the debug build (quicker to build on a developer's machine; slower)
+#   STACK_PROMETHEUS=1      also run a Prometheus (Debian's `prometheus`: `project/infra.sh tools`)
+#                           scraping the six services' GET /metrics every 5 s, on port 9090 (+ N),
+#                           its data under the stack's directory; `up` prints its URL
 #   STACK_READY_TIMEOUT=90  seconds the services may take to answer /ready
 #   STACK_STOP_TIMEOUT=20   seconds each may take to stop before it is killed
 #   LOG_FORMAT=compact      compact (one line per event), pretty or json
@@ -83,6 +86,8 @@ STACK_POSTGRES_DB="$(name_of POSTGRES_DB)"
 STACK_DSN="${DSN:-postgres://${WIRING[POSTGRES_USER]}:${WIRING[POSTGRES_PASSWORD]}@127.0.0.1:${WIRING[POSTGRES_PORT]}/$STACK_POSTGRES_DB}"
 STACK_MAIL_PORT="${MAIL_PORT:-$SMTP_PORT}"
 MAILCATCHER_URL="${MAILCATCHER_URL:-http://localhost:$MAILCATCHER_PORT}"
+# Not in wiring.env: no service talks to it, it talks to them.
+PROMETHEUS_PORT=$((9090 + OFFSET))
 
 # name:port, in start order (dependencies first: the broker's /ready needs the others). The
 # first stack's mail catcher is infra.sh's; a second one runs its own, as one of its processes.
@@ -92,6 +97,10 @@ SERVICES+=(
   "authentication:$AUTH_PORT" "logger:$LOGGER_PORT" "mailer:$MAILER_PORT"
   "listener:$LISTENER_PORT" "broker:$BROKER_PORT" "frontend:$FRONTEND_PORT"
 )
+# Opt-in; one started by `up` stays in the list for `stop`/`status` run without the setting.
+if [ "${STACK_PROMETHEUS:-0}" = 1 ] || [ -f "$STACK_DIR/prometheus.pid" ]; then
+  SERVICES+=("prometheus:$PROMETHEUS_PORT")
+fi
 
 # How to name this stack in a hint: a second one's commands need its offset.
 if [ "$OFFSET" -eq 0 ]; then SELF="bash project/stack.sh"; else SELF="STACK_PORT_OFFSET=$OFFSET bash project/stack.sh"; fi
@@ -101,13 +110,15 @@ read_pid() { if [ -f "$1" ]; then cat "$1"; fi; }
 supervisor_pid() { read_pid "$SUPERVISOR_PID"; }
 
 # What answers 200 once a process is ready: the services' /ready, maildev's /healthz.
-ready_path() { if [ "$1" = mailcatcher ]; then echo /healthz; else echo /ready; fi; }
+ready_path() {
+  case "$1" in mailcatcher) echo /healthz ;; prometheus) echo /-/ready ;; *) echo /ready ;; esac
+}
 is_ready() { http_ok "$2" "$(ready_path "$1")"; }
 
 # The settings of one process: its port, and where it finds the others.
 service_env() {
   local name="$1" port="$2"
-  [ "$name" = mailcatcher ] && return 0
+  case "$name" in mailcatcher | prometheus) return 0 ;; esac
   printf '%s\n' "PORT=$port" "HOST=$LISTEN_HOST" "LOG_FORMAT=${LOG_FORMAT:-compact}"
   case "$name" in
     authentication) printf '%s\n' "DSN=$STACK_DSN" ;;
@@ -136,10 +147,26 @@ process_command() {
     rm -rf "$STACK_DIR/maildev" && mkdir -p "$STACK_DIR/maildev"
     maildev_command "$SMTP_PORT" "$MAILCATCHER_PORT" "$STACK_DIR/maildev" "$LISTEN_HOST"
     COMMAND=("${MAILDEV_COMMAND[@]}")
+  elif [ "$1" = prometheus ]; then
+    command -v prometheus >/dev/null 2>&1 || die "prometheus is missing: bash project/infra.sh tools installs it"
+    prometheus_config >"$STACK_DIR/prometheus.yml"
+    COMMAND=(prometheus "--config.file=$STACK_DIR/prometheus.yml" "--storage.tsdb.path=$STACK_DIR/prometheus-data"
+      "--web.listen-address=$LISTEN_HOST:$PROMETHEUS_PORT")
   else
     COMMAND=("$TARGET_DIR/$PROFILE_DIR/$1")
     [ -x "${COMMAND[0]}" ] || die "${COMMAND[0]} is missing after the build"
   fi
+}
+
+# The stack's scrape configuration: one job per service (the name the dashboard's `job`
+# variable lists), its port moved by the offset; project/prometheus/prometheus.yml is compose's.
+prometheus_config() {
+  local entry
+  printf '%s\n' "global:" "  scrape_interval: 5s" "  scrape_timeout: 4s" "scrape_configs:"
+  for entry in "${SERVICES[@]}"; do
+    case "${entry%%:*}" in mailcatcher | prometheus) continue ;; esac
+    printf '%s\n' "  - job_name: ${entry%%:*}" "    static_configs:" "      - targets: ['127.0.0.1:${entry##*:}']"
+  done
 }
 
 # One colour per service, so interleaved logs stay readable on a terminal.
@@ -296,13 +323,17 @@ cmd_up_foreground() {
     exit 1
   fi
   date +%s >"$READY_MARK"
+  local prometheus_line=""
+  if [ -n "${PIDS[prometheus]:-}" ]; then
+    prometheus_line="[stack]   prometheus    http://localhost:$PROMETHEUS_PORT   (every service's GET /metrics)"$'\n'
+  fi
   cat <<EOF
 
 [stack] ready in $((SECONDS - started))s
 [stack]   test page     http://localhost:$FRONTEND_PORT
 [stack]   broker        http://localhost:$BROKER_PORT   (POST /handle, GET /openapi.json)
 [stack]   mail catcher  $MAILCATCHER_URL
-[stack]   logs          $STACK_DIR/<service>.log
+$prometheus_line[stack]   logs          $STACK_DIR/<service>.log
 [stack] Ctrl-C (or \`$SELF stop\`) stops everything.
 
 EOF
@@ -336,6 +367,7 @@ cmd_up_detached() {
   done
   log "ready in $((SECONDS - started))s: test page http://localhost:$FRONTEND_PORT," \
     "broker http://localhost:$BROKER_PORT, mail catcher $MAILCATCHER_URL"
+  if [ "${STACK_PROMETHEUS:-0}" = 1 ]; then log "prometheus: http://localhost:$PROMETHEUS_PORT"; fi
   log "logs: $SELF logs (or $STACK_DIR/<service>.log); stop: $SELF stop"
 }
 
@@ -413,6 +445,6 @@ case "${1:-up}" in
   status) cmd_status ;;
   logs) cmd_logs ;;
   env) cmd_env ;;
-  -h|--help|help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command ${1}; $usage" ;;
 esac

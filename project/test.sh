@@ -17,6 +17,8 @@ step() { printf '\n\033[1m[test] %s\033[0m\n' "$*"; }
 
 step "infrastructure"
 bash project/infra.sh up
+# The crates' /metrics tests run `promtool check metrics`: before them, not in the background.
+bash project/infra.sh promtool
 # The browser and the check tools are needed only by the last step: they install (mostly
 # downloads) while the crates compile, and the last step waits for them.
 mkdir -p .local/log

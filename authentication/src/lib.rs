@@ -11,9 +11,12 @@
 //! - [`password`]: bcrypt in `spawn_blocking`, and the dummy hash that makes a login for an
 //!   unknown address as slow as one with a wrong password.
 //!
+//! - [`metrics`]: logins by outcome, the bcrypt queue and verify time, for `GET /metrics`.
+//!
 //! Login events are emitted by the broker, not here.
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 pub mod migrations;
 pub mod password;
 pub mod routes;

@@ -16,8 +16,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use service_kit::metrics::{gauge, histogram};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Span;
+
+use crate::metrics;
 
 /// Why a verify did not run.
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +101,14 @@ impl PasswordHasher {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let permit = self.permits.clone().acquire_owned();
+        let waiting = Waiting::enter();
         let permit = match deadline {
             _ if deadline.is_some_and(|deadline| deadline <= Instant::now()) => return Err(Refused::Expired),
             Some(deadline) => tokio::time::timeout_at(deadline.into(), permit).await.map_err(|_| Refused::Expired)?,
             None => permit.await,
         }
         .context("the bcrypt limiter is closed")?;
+        drop(waiting);
         // Waiting may have taken the caller's budget; a verify that ends after it is wasted work.
         let run_time = Duration::from_micros(self.run_time.load(Ordering::Acquire));
         if deadline.is_some_and(|deadline| deadline <= Instant::now() + run_time) {
@@ -111,7 +116,9 @@ impl PasswordHasher {
         }
         let started = Instant::now();
         let outcome = run_blocking(permit, move || bcrypt::verify(password, &hash)).await?;
-        let sample = micros(started.elapsed());
+        let took = started.elapsed();
+        histogram!(metrics::BCRYPT_VERIFY_DURATION).record(took);
+        let sample = micros(took);
         // A moving average over about four runs: follows a machine that gets busier, but one
         // slow run does not turn callers away.
         let _ = self.run_time.fetch_update(Ordering::AcqRel, Ordering::Acquire, |average| {
@@ -124,6 +131,22 @@ impl PasswordHasher {
                 Ok(false)
             }
         }
+    }
+}
+
+/// One verify in [`metrics::BCRYPT_QUEUE_DEPTH`] until it has a worker or leaves.
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Self {
+        gauge!(metrics::BCRYPT_QUEUE_DEPTH).increment(1.0);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        gauge!(metrics::BCRYPT_QUEUE_DEPTH).decrement(1.0);
     }
 }
 

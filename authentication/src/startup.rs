@@ -27,6 +27,7 @@ impl Application {
     /// service cannot answer anything. After start-up a lost database only makes requests fail
     /// with 503 until it is back.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         // First what fails for good, so that a taken port or a bad DSN does not wait a minute.
         let (listener, port) = bind(&settings.http)
             .with_context(|| format!("cannot listen on {}:{}", settings.http.host, settings.http.port))?;

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use service_kit::settings;
 
 use crate::downstream::{DownstreamError, Service};
+use crate::metrics::{self, CircuitState};
 
 /// The breakers' settings; one section of the broker's `Settings`, the same for every downstream.
 #[derive(Debug, Clone, Deserialize)]
@@ -162,12 +163,14 @@ pub fn whole_seconds(duration: Duration) -> u64 {
 
 impl Breaker {
     pub fn new(service: Service, settings: &BreakerSettings) -> Self {
+        metrics::record_circuit(service, CircuitState::Closed);
         Self { service, settings: settings.clone(), state: Arc::new(Mutex::new(State::closed())) }
     }
 
     /// Runs `hop` unless the circuit is open, and counts its outcome. `hop` is a future not
-    /// yet polled, so a refused call costs nothing.
-    pub async fn call<T, E>(&self, hop: impl Future<Output = Result<T, E>>) -> Result<T, DownstreamError>
+    /// yet polled, so a refused call costs nothing. Private: every hop goes through
+    /// [`Breaker::hop`], which measures it.
+    async fn call<T, E>(&self, hop: impl Future<Output = Result<T, E>>) -> Result<T, DownstreamError>
     where
         E: Into<DownstreamError>,
     {
@@ -177,6 +180,22 @@ impl Breaker {
         let mut permit = self.admit()?;
         let outcome = hop.await.map_err(Into::into);
         permit.settle(outcome.as_ref().err().is_some_and(DownstreamError::is_failure));
+        outcome
+    }
+
+    /// [`Breaker::call`], measured: the hop's duration by `action` and outcome
+    /// ([`metrics::DOWNSTREAM_DURATION`]). Every hop of `/handle` goes through this.
+    pub async fn hop<T, E>(
+        &self,
+        action: &'static str,
+        hop: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, DownstreamError>
+    where
+        E: Into<DownstreamError>,
+    {
+        let started = Instant::now();
+        let outcome = self.call(hop).await;
+        metrics::record_hop(self.service, action, metrics::outcome(&outcome), started.elapsed());
         outcome
     }
 
@@ -207,6 +226,7 @@ impl Breaker {
             State::Open { .. } => {
                 tracing::info!(service = %self.service, "circuit half-open: letting trials through");
                 *state = State::HalfOpen { admitted: 0, succeeded: 0 };
+                metrics::record_circuit(self.service, CircuitState::HalfOpen);
                 true
             }
             State::HalfOpen { .. } => true,
@@ -227,6 +247,7 @@ impl Breaker {
 
     fn open(&self, state: &mut State, why: &str) {
         *state = State::Open { until: Instant::now() + self.settings.open_for };
+        metrics::record_circuit(self.service, CircuitState::Open);
         tracing::warn!(service = %self.service, open_ms = self.settings.open_for.as_millis() as u64,
             "circuit open: {why}; calls are refused until it half-opens");
     }
@@ -259,6 +280,7 @@ impl Permit<'_> {
             (State::HalfOpen { admitted, succeeded }, false) if self.trial => {
                 if succeeded + 1 >= breaker.settings.half_open_trials {
                     *state = State::closed();
+                    metrics::record_circuit(breaker.service, CircuitState::Closed);
                     tracing::info!(service = %breaker.service, "circuit closed: the trials succeeded");
                 } else {
                     *state = State::HalfOpen { admitted, succeeded: succeeded + 1 };

@@ -13,11 +13,13 @@
 //! [`state::AppState`]. [`protect`] checks the bearer token of the actions that need one;
 //! [`limits`] refuses, with 429, a client over its rate and a login after too many failures.
 //! [`breaker`] stops calling a downstream that keeps failing and answers 503 at once instead.
+//! [`metrics`] names what the broker records for Prometheus (`GET /metrics`).
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod downstream;
 pub mod limits;
+pub mod metrics;
 pub mod protect;
 pub mod routes;
 pub mod settings;

@@ -22,6 +22,7 @@ pub struct Application {
 impl Application {
     /// Binds and builds; nothing connects to a downstream until a request needs it.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         let downstreams = Downstreams::new(&settings)?;
         let readiness = downstreams.readiness();
         let tokens = TokenVerifier::new(settings.protect.clone(), &settings.auth_url, downstreams.auth.http());

@@ -5,6 +5,9 @@
 pub const HEALTH: &str = "/health";
 /// Readiness: the service's dependencies answer; on every service.
 pub const READY: &str = "/ready";
+/// Prometheus metrics (text exposition format); on every service (served by
+/// `service_kit::metrics`).
+pub const METRICS: &str = "/metrics";
 
 /// The broker: the system's entry point.
 pub mod broker {

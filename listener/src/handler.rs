@@ -34,10 +34,12 @@ use contract::log::{LogEntry, LogError};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use service_kit::logger_client::{LoggerRpc, RpcError};
+use service_kit::metrics::{counter, gauge};
 use service_kit::retry::RetryPolicy;
 use tokio::sync::Semaphore;
 
 use crate::go_original::{self, Origin};
+use crate::metrics;
 
 /// How much of a malformed body a log line shows.
 const SHOWN_BODY_BYTES: usize = 200;
@@ -125,15 +127,18 @@ impl Handler {
     /// which redelivers it; the logger stores its event id once.
     #[tracing::instrument(name = "listener.delivery", skip_all, fields(delivery_tag = delivery.delivery_tag, routing_key = %delivery.routing_key, redelivered = delivery.redelivered))]
     pub async fn handle(&self, delivery: Delivery) {
+        let _in_hand = InHand::enter(delivery.redelivered);
         match self.process(&delivery.data, &Origin::of(delivery.routing_key.as_str(), &delivery.properties)).await {
             Verdict::Stored { id } => {
                 tracing::debug!(%id, "stored");
+                counter!(metrics::STORED).increment(1);
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
                     tracing::warn!(%error, "cannot ack a stored event; RabbitMQ will redeliver it");
                 }
             }
             Verdict::DeadLetter { reason } => {
                 tracing::warn!(%reason, body = %shown(&delivery.data), "dead-lettering the message");
+                counter!(metrics::DEAD_LETTERED).increment(1);
                 if let Err(error) = delivery.reject(BasicRejectOptions { requeue: false }).await {
                     tracing::warn!(%error, "cannot reject the message; RabbitMQ will redeliver it");
                 }
@@ -172,6 +177,7 @@ impl Handler {
                 Next::DeadLetter(reason) => return Verdict::DeadLetter { reason },
                 Next::Hold if !held => {
                     held = true;
+                    counter!(metrics::HELD).increment(1);
                     tracing::warn!(%event_id, %error, "the logger is unavailable or overloaded; holding the event");
                 }
                 Next::Hold => tracing::debug!(%event_id, %error, "still holding the event"),
@@ -179,6 +185,27 @@ impl Handler {
             }
             tokio::time::sleep(delays.next().unwrap_or(self.backoff.max_delay)).await;
         }
+    }
+}
+
+/// A delivery in [`metrics::IN_FLIGHT`] until its task ends (acked, rejected or dropped with
+/// its session); counted as received, and as redelivered when it is.
+struct InHand;
+
+impl InHand {
+    fn enter(redelivered: bool) -> Self {
+        counter!(metrics::RECEIVED).increment(1);
+        if redelivered {
+            counter!(metrics::REDELIVERED).increment(1);
+        }
+        gauge!(metrics::IN_FLIGHT).increment(1.0);
+        InHand
+    }
+}
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        gauge!(metrics::IN_FLIGHT).decrement(1.0);
     }
 }
 

@@ -11,6 +11,8 @@
 //!   number of attempts, and an unreachable logger is waited for rather than given up on.
 //! - [`go_original`]: events in the Go original's format (`{"name","data"}`, `text/plain`, the
 //!   level in the routing key), accepted beside ours; its id rule and why `auth` events are kept.
+//! - [`metrics`]: deliveries received, stored, dead-lettered, redelivered, held, in flight, and
+//!   whether the consumer is connected, for `GET /metrics`.
 //! - [`routes`]: the HTTP routes of its own (none yet), registered as every service does.
 //! - [`startup`]: [`Application`] runs the consumer beside a `/health` and `/ready` server.
 //!
@@ -20,6 +22,7 @@
 
 pub mod go_original;
 pub mod handler;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod startup;

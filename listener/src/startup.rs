@@ -27,6 +27,7 @@ impl Application {
     /// Binds the port. RabbitMQ and the logger need not be up: the consumer connects (and
     /// reconnects) with backoff once running, and `/ready` reports both until then.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         let logger = LoggerRpc::new(settings.logger_rpc_addr.clone(), settings.logger_timeout);
         let handler = Handler::new(
             logger.clone(),
@@ -43,6 +44,7 @@ impl Application {
             reconnect: RetryPolicy::forever(settings.retry_min, settings.retry_max),
             handler,
             status: status.clone(),
+            connected_metric: crate::metrics::CONNECTED,
         };
 
         let readiness = Readiness::new()

@@ -64,6 +64,7 @@ impl WriteStats {
     }
 
     fn record(&self, entries: usize) {
+        service_kit::metrics::histogram!(crate::metrics::BATCH_SIZE).record(entries as f64);
         self.inserts.fetch_add(1, Ordering::Relaxed);
         self.entries.fetch_add(entries as u64, Ordering::Relaxed);
     }

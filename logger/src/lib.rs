@@ -9,11 +9,13 @@
 //!   bulkheads: each caller class (queued writes, interactive writes, reads) has its own share.
 //! - [`rpc`]: the tarpc server implementing `contract::rpc::Logger`.
 //! - [`routes`]: `POST /log`, `GET /logs`, `GET /logs/{id}`.
+//! - [`metrics`]: entries written, batch sizes, store operations and errors, for `GET /metrics`.
 //! - [`startup`]: [`Application`] binds both servers and runs them until SIGTERM.
 //! - `testing` (feature): [`testing::TestLogger`], an in-process logger for tests.
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod metrics;
 pub mod routes;
 pub mod rpc;
 pub mod service;

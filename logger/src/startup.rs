@@ -50,6 +50,7 @@ impl Application {
     /// are created now when it is, else by the first write that reaches it, and `/ready`
     /// reports it until then.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         let store = LogStore::new(&settings.mongo).await?;
         if let Err(error) = store.ensure_indexes().await {
             tracing::warn!(%error, "MongoDB not reachable at start; indexes will be created by the first write");

@@ -40,6 +40,7 @@ use service_kit::retry::RetryPolicy;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::metrics;
 use crate::settings::MongoSettings;
 
 /// The collection, as in the Go original.
@@ -245,6 +246,13 @@ impl LogStore {
     /// The result has one element per document, in order. After a broken connection the same
     /// documents are sent again (see the module doc), until `deadline` at the latest.
     pub async fn insert_all(&self, docs: &[LogDocument], deadline: Instant) -> Vec<Result<String, LogError>> {
+        let results = self.insert_each(docs, deadline).await;
+        let written = results.iter().filter(|result| result.is_ok()).count();
+        service_kit::metrics::counter!(metrics::ENTRIES_WRITTEN).increment(written as u64);
+        results
+    }
+
+    async fn insert_each(&self, docs: &[LogDocument], deadline: Instant) -> Vec<Result<String, LogError>> {
         if docs.is_empty() {
             return Vec::new();
         }
@@ -395,7 +403,7 @@ impl LogStore {
     /// Runs one driver operation within `op_timeout`; any failure means the store is unavailable.
     async fn bounded<T>(
         &self,
-        what: &str,
+        what: &'static str,
         operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, LogError> {
         let deadline = Instant::now() + self.op_timeout;
@@ -404,15 +412,25 @@ impl LogStore {
 
     /// Runs one driver operation within `op_timeout` or until `deadline`, whichever comes first;
     /// the driver's own outcome is left to the caller.
+    /// Every operation is measured here, by `what` ([`metrics::STORE_DURATION`]).
     async fn bounded_until<T>(
         &self,
-        what: &str,
+        what: &'static str,
         deadline: Instant,
         operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<mongodb::error::Result<T>, LogError> {
-        let by_caller = deadline < Instant::now() + self.op_timeout;
-        let deadline = deadline.min(Instant::now() + self.op_timeout);
-        tokio::time::timeout_at(deadline, operation.into_future()).await.map_err(|_| {
+        let started = Instant::now();
+        let by_caller = deadline < started + self.op_timeout;
+        let deadline = deadline.min(started + self.op_timeout);
+        let answer = tokio::time::timeout_at(deadline, operation.into_future()).await;
+        let outcome = match &answer {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(error)) if only_duplicates(error) => "duplicate",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        metrics::record_store(what, outcome, started.elapsed());
+        answer.map_err(|_| {
             tracing::error!(what, timeout = ?self.op_timeout, by_caller, "MongoDB did not answer");
             LogError::Unavailable(if by_caller {
                 "MongoDB did not answer before the caller's deadline".to_owned()
@@ -428,6 +446,17 @@ fn command_code(error: &mongodb::error::Error) -> Option<i32> {
     match *error.kind {
         ErrorKind::Command(ref command) => Some(command.code),
         _ => None,
+    }
+}
+
+/// An `insert_many` refused only for duplicate keys: a redelivered event or a resent insert,
+/// which counts as stored (see [`LogStore::insert_all`]), not as a store error.
+fn only_duplicates(error: &mongodb::error::Error) -> bool {
+    match &*error.kind {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(write_errors), write_concern_error: None, ..
+        }) => write_errors.iter().all(|write_error| write_error.code == DUPLICATE_KEY),
+        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`templates`]: the templates in `mailer/templates/`, compiled in, HTML autoescaped and its
 //!   CSS inlined.
 //! - [`smtp`]: one pooled lettre transport with connect and send timeouts.
+//! - [`metrics`]: mails by outcome, SMTP send time, the pool's connections, for `GET /metrics`.
 //! - [`state`]: what the handlers share (the SMTP transport, the templates, the default sender).
 //! - [`routes`]: the `/send` handler and its error-to-status mapping.
 //! - [`jobs`]: the mail jobs the broker queued on RabbitMQ while the mailer was down: sent
@@ -17,6 +18,7 @@
 
 pub mod domain;
 pub mod jobs;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod smtp;

@@ -36,8 +36,10 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use service_kit::ExposeSecret;
+use service_kit::metrics::{counter, gauge, histogram};
 use tokio::net::TcpStream;
 
+use crate::metrics;
 use crate::settings::{Encryption, SmtpSettings};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -154,9 +156,27 @@ impl SmtpMailer {
     pub async fn send(&self, message: Message) -> Result<(), SmtpError> {
         let envelope = message.envelope().clone();
         let bytes = message.formatted();
-        tokio::time::timeout(self.send_timeout, self.send_now(&envelope, &bytes))
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(self.send_timeout, self.send_now(&envelope, &bytes))
             .await
-            .unwrap_or(Err(SmtpError::Timeout(self.send_timeout)))
+            .unwrap_or(Err(SmtpError::Timeout(self.send_timeout)));
+        self.record(&sent, started.elapsed());
+        sent
+    }
+
+    /// The send's outcome and time, and the pool as it is now.
+    fn record(&self, sent: &Result<(), SmtpError>, took: Duration) {
+        let outcome = match sent {
+            Ok(()) => "sent",
+            Err(SmtpError::Refused { .. }) => "refused",
+            Err(SmtpError::Unreachable(_)) => "unreachable",
+            Err(SmtpError::Timeout(_)) => "timeout",
+        };
+        counter!(metrics::MAILS, "outcome" => outcome).increment(1);
+        histogram!(metrics::SMTP_DURATION, "outcome" => outcome).record(took);
+        let status = self.pool.status();
+        gauge!(metrics::POOL_CONNECTIONS).set(status.size as f64);
+        gauge!(metrics::POOL_IN_USE).set(status.size.saturating_sub(status.available) as f64);
     }
 
     async fn send_now(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SmtpError> {

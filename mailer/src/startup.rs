@@ -33,6 +33,7 @@ impl Application {
     /// RabbitMQ: a server that is down shows on `/ready` (and as 502 on `/send`), not as a
     /// failed start; the consumer connects with backoff once running.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::describe();
         let default_sender = settings.default_sender().context("invalid default sender")?;
         let mailer = SmtpMailer::new(&settings.smtp).context("cannot configure the SMTP transport")?;
         let renderer = Arc::new(Renderer::new().context("cannot compile the mail templates")?);
@@ -50,6 +51,7 @@ impl Application {
             reconnect: backoff,
             handler: JobHandler::new(state.clone(), backoff),
             status: status.clone(),
+            connected_metric: crate::metrics::JOBS_CONNECTED,
         };
 
         let readiness = Readiness::new()

@@ -30,12 +30,15 @@ const SERVICES: [&str; 6] = ["authentication", "broker", "frontend", "listener",
 const SCALED_OUT: [&str; 3] = ["broker", "logger", "listener"];
 /// The host ports the compose file may publish, and who publishes each (RabbitMQ's management
 /// UI is the image's port, not one of the system's).
-const PUBLISHED: [(u16, &str); 4] = [
+const PUBLISHED: [(u16, &str); 5] = [
     (service_kit::wiring::BROKER_PORT, "broker"),
     (service_kit::wiring::FRONTEND_PORT, "frontend"),
     (service_kit::wiring::MAILCATCHER_PORT, "mailhog"),
     (15672, "rabbitmq"),
+    (PROMETHEUS_PORT, "prometheus"),
 ];
+/// Prometheus's own port (the image's default), published by compose.
+const PROMETHEUS_PORT: u16 = 9090;
 /// The Kubernetes versions whose schemas the manifests must satisfy: the newest that
 /// kubernetes-validate ships, and an older release still widely run.
 const K8S_VERSIONS: [&str; 2] = ["1.37.0", "1.31.0"];
@@ -262,7 +265,7 @@ fn deploy_check_builds_exactly_the_services_of_the_compose_file() {
 }
 
 #[test]
-fn only_the_broker_the_frontend_mailhog_and_the_rabbitmq_ui_are_published() {
+fn only_the_broker_the_frontend_mailhog_prometheus_and_the_rabbitmq_ui_are_published() {
     let config = compose_config();
     let mut published = BTreeSet::new();
     for (name, service) in compose_services(&config) {
@@ -729,5 +732,138 @@ fn every_host_a_service_is_reached_by_is_one_it_allows() {
                 assert!(allowed.allows(host), "the Ingress sends {host} to {backend}, whose ALLOWED_HOSTS refuses it");
             }
         }
+    }
+}
+
+// --- metrics: Prometheus's scrape configuration, the pods' annotations, the dashboard --------
+
+fn prometheus_config_file() -> PathBuf {
+    project_dir().join("prometheus/prometheus.yml")
+}
+
+#[test]
+fn compose_s_prometheus_scrapes_every_service_at_the_port_compose_gives_it() {
+    let config = compose_config();
+    let services = compose_services(&config);
+    let prometheus = &services["prometheus"];
+    let mounts = prometheus["volumes"].as_array().expect("prometheus mounts its configuration");
+    let mounted = mounts.iter().any(|m| {
+        let source = m["source"].as_str().or_else(|| m.as_str().and_then(|short| short.split(':').next()));
+        source.is_some_and(|source| Path::new(source) == prometheus_config_file())
+    });
+    assert!(mounted, "compose's prometheus must mount {}: {mounts:?}", prometheus_config_file().display());
+
+    let scrape = &yaml_file(&prometheus_config_file())[0];
+    let jobs: BTreeMap<&str, Vec<&str>> = scrape["scrape_configs"]
+        .as_array()
+        .expect("scrape_configs")
+        .iter()
+        .map(|job| {
+            let targets = job["static_configs"][0]["targets"].as_array().expect("targets");
+            (str_of(&job["job_name"]), targets.iter().map(str_of).collect())
+        })
+        .collect();
+    assert_eq!(jobs.keys().copied().collect::<BTreeSet<_>>(), BTreeSet::from(SERVICES), "one job per service");
+    for name in SERVICES {
+        let port = str_of(&services[name]["environment"]["PORT"]);
+        assert_eq!(jobs[name], [format!("{name}:{port}")], "`{name}` is scraped at its compose PORT");
+    }
+    if on_path("promtool") {
+        run_ok(Command::new("promtool").arg("check").arg("config").arg(prometheus_config_file()));
+    }
+}
+
+#[test]
+fn every_deployment_is_annotated_for_prometheus_at_its_http_port() {
+    let resources = k8s_resources();
+    for deployment in of_kind(&resources, "Deployment") {
+        let name = str_of(&deployment["metadata"]["name"]);
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "`{name}` pods must be scraped");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "`{name}` metrics path");
+        let ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"].as_array().expect("ports");
+        let http = ports.iter().find(|p| p["name"] == "http").expect("an http port");
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            http["containerPort"].to_string(),
+            "`{name}` is scraped on its http port"
+        );
+    }
+}
+
+/// The metric names a PromQL expression reads: identifiers followed by `{` or `[`, or an
+/// argument of `sum(`/`max(`, without the histogram suffixes.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let ident = b.is_ascii_alphanumeric() || b == b'_';
+        match (start, ident) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                let word = &expr[s..i];
+                let before_quote = s > 0 && bytes[s - 1] == b'"';
+                if (b == b'{' || b == b'[' || (b == b')' && s > 0 && bytes[s - 1] == b'('))
+                    && !before_quote
+                    && word.contains('_')
+                {
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
+                    names.push(base.to_owned());
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn the_grafana_dashboard_reads_only_metrics_the_services_define_and_promtool_parses_its_queries() {
+    let path = project_dir().join("grafana/dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("the dashboard")).expect("JSON");
+    let root = repo_root();
+    let sources: String = ["service-kit", "broker", "authentication", "logger", "listener", "mailer"]
+        .iter()
+        .map(|dir| rust_sources(&root.join(dir).join("src")))
+        .collect();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut seen = BTreeSet::new();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = str_of(&target["expr"]);
+            for name in metric_names(expr) {
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "the dashboard reads `{name}`, which no service defines: {expr}"
+                );
+                seen.insert(name);
+            }
+            let concrete = expr.replace("$__rate_interval", "1m").replace("$job", ".*");
+            queries += 1;
+            let quoted = serde_json::to_string(&concrete).expect("a string");
+            rules.push_str(&format!("      - record: dashboard:query{queries}\n        expr: {quoted}\n"));
+        }
+    }
+    for red in ["http_server_request_duration_seconds", "http_server_active_requests"] {
+        assert!(seen.contains(red), "the dashboard must show `{red}`");
+    }
+    if on_path("promtool") {
+        let dir = std::env::temp_dir().join(service_kit::testing::unique_name("dashboard-rules"));
+        std::fs::create_dir_all(&dir).expect("a scratch dir");
+        let file = dir.join("rules.yml");
+        std::fs::write(&file, &rules).expect("write the rules");
+        let checked = run(Command::new("promtool").arg("check").arg("rules").arg(&file));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            checked.status.success(),
+            "promtool cannot parse a dashboard query:\n{}{}\n{rules}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
 }

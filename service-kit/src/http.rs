@@ -290,13 +290,14 @@ impl ResponseError for HostError {
 
 /// Middleware on every service: a request whose `Host` is not in `ALLOWED_HOSTS` is refused
 /// before any route runs (DNS rebinding: a browser on another site sends that site's name).
-/// `/health` and `/ready` answer any host: Kubernetes probes address the pod by its IP.
+/// `/health`, `/ready` and `/metrics` answer any host: Kubernetes probes and Prometheus address
+/// the pod by its IP (metrics carry no user data).
 /// The refusal is an error, so that the request's log line records it.
 pub async fn allowed_host(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let probe = matches!(request.path(), contract::paths::HEALTH | contract::paths::READY);
+    let probe = matches!(request.path(), contract::paths::HEALTH | contract::paths::READY | contract::paths::METRICS);
     if let Some(allowed) = request.app_data::<AllowedHosts>().filter(|_| !probe) {
         // HTTP/1.1 puts the host in `Host`; an absolute-form request line in the URI.
         let host = request.uri().authority().map(|authority| authority.as_str().to_owned()).or_else(|| {

@@ -9,6 +9,7 @@
 //! - [`deadline`]: the caller's deadline across a REST hop (`Request-Timeout`).
 //! - [`http`]: the envelope renderer for errors, the JSON extractor limits, the 404 fallback.
 //! - [`health`]: `GET /health` (liveness) and `GET /ready` (dependencies reachable).
+//! - [`metrics`]: the process's Prometheus recorder, `GET /metrics`, the HTTP server metrics.
 //! - [`server`]: binds a listener (port 0 in tests) and runs an actix-web app with request ids,
 //!   health routes and graceful shutdown on SIGTERM/SIGINT.
 //! - `amqp` (feature `amqp`): the event topology (exchange, shared queue, dead letters) and the
@@ -27,6 +28,7 @@ pub mod health;
 pub mod http;
 #[cfg(feature = "logger-rpc")]
 pub mod logger_client;
+pub mod metrics;
 pub mod retry;
 pub mod server;
 pub mod settings;

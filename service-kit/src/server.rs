@@ -3,8 +3,9 @@
 //! `bind` takes the settings and returns the listener and the real port, so a test can ask for
 //! port 0. `HttpService::run` adds what every service has: request ids and spans
 //! (tracing-actix-web), the JSON limits, `/health` and `/ready`, a JSON 404, optional CORS, the
-//! `Host` allow-list (`ALLOWED_HOSTS`), security headers and the envelope on every refusal, and
-//! the bounds on reading a request (`BODY_TIMEOUT_MS`): actix's client request timeout on the
+//! `Host` allow-list (`ALLOWED_HOSTS`), security headers and the envelope on every refusal,
+//! `GET /metrics` and the HTTP server metrics ([`crate::metrics`]), and the bounds on reading a
+//! request (`BODY_TIMEOUT_MS`): actix's client request timeout on the
 //! header section, [`http::bounded_body`] on the body.
 //! Every service registers its own routes the same way: `run(listener, state, routes::configure)`,
 //! where `state` is what its handlers share and `routes::configure(cfg, state)` adds it and the
@@ -47,6 +48,9 @@ pub struct HttpService {
     workers: Option<usize>,
     body_timeout: Duration,
     allowed_hosts: http::AllowedHosts,
+    /// Whether requests are measured ([`crate::metrics::record_http`]); `/metrics` is served
+    /// either way. Off only to measure what measuring costs (`service-kit/bench/metrics_cost.sh`).
+    http_metrics: bool,
 }
 
 impl HttpService {
@@ -59,12 +63,19 @@ impl HttpService {
             workers: None,
             body_timeout: settings.body_timeout,
             allowed_hosts: http::AllowedHosts::new(&settings.allowed_hosts),
+            http_metrics: true,
         }
     }
 
     /// Allows browser calls from these origins (none by default).
     pub fn cors(mut self, allowed_origins: Vec<String>) -> Self {
         self.cors_allowed_origins = allowed_origins;
+        self
+    }
+
+    /// Without the HTTP server metrics middleware (on by default).
+    pub fn without_http_metrics(mut self) -> Self {
+        self.http_metrics = false;
         self
     }
 
@@ -91,6 +102,9 @@ impl HttpService {
         let origins = self.cors_allowed_origins;
         let body_timeout = http::BodyTimeout(self.body_timeout);
         let allowed_hosts = self.allowed_hosts;
+        let http_metrics = self.http_metrics;
+        // Installed before the first request, so that nothing recorded is lost.
+        crate::metrics::handle();
         let mut server = HttpServer::new(move || {
             let cors = origins
                 .iter()
@@ -100,7 +114,8 @@ impl HttpService {
                 .max_age(3600);
             // Innermost first: the 408 of a stalled body gets CORS headers and a span too; a
             // foreign host is refused before CORS looks at the origin; every refusal, CORS's
-            // too, is logged, then put in the envelope; every answer gets the security headers.
+            // too, is logged, then put in the envelope; every answer gets the security headers;
+            // every answer is measured with the status the client gets.
             App::new()
                 .wrap(from_fn(http::bounded_body))
                 .wrap(Condition::new(!origins.is_empty(), cors))
@@ -108,10 +123,12 @@ impl HttpService {
                 .wrap(TracingLogger::<telemetry::BoundedRootSpan>::new())
                 .wrap(from_fn(http::envelope_refusals))
                 .wrap(from_fn(http::security_headers))
+                .wrap(Condition::new(http_metrics, from_fn(crate::metrics::record_http)))
                 .app_data(body_timeout)
                 .app_data(allowed_hosts.clone())
                 .app_data(http::json_config())
                 .configure(health.clone())
+                .route(contract::paths::METRICS, web::get().to(crate::metrics::render))
                 .configure(|cfg| configure(cfg, state.clone()))
                 .default_service(web::to(http::not_found))
         })

@@ -9,6 +9,7 @@
 //! - [`logs`]: [`capture_logs`], the process's log lines as a service writes them;
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
+//! - [`metrics`]: a service's `GET /metrics` read by series ([`scrape`]), `promtool` on it;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
 //! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back or cuts chosen chunks,
 //!   or plays a server down or hung;
@@ -27,6 +28,7 @@ pub mod answer;
 pub mod edge;
 pub mod logs;
 pub mod mail;
+pub mod metrics;
 pub mod process;
 pub mod proxy;
 pub mod rabbit;
@@ -38,6 +40,7 @@ pub use answer::Answer;
 pub use edge::{Undeclared, assert_edge_answers};
 pub use logs::{CapturedLogs, capture_logs};
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
+pub use metrics::{Scrape, assert_promtool_passes, scrape};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};

@@ -7,7 +7,10 @@ use contract::auth::Credentials;
 use contract::token::SignedIn;
 use contract::{Envelope, ValidationError, validate};
 
+use service_kit::metrics::counter;
+
 use super::{normalize_email, with_retry_after};
+use crate::metrics;
 use crate::password::Refused;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -80,6 +83,29 @@ impl ResponseError for AuthenticateError {
 /// a bcrypt run.
 #[tracing::instrument(name = "authenticate", skip_all, fields(email = tracing::field::Empty, user_id = tracing::field::Empty))]
 pub async fn authenticate(
+    request: HttpRequest,
+    body: web::Json<validate::JsonBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AuthenticateError> {
+    let answer = check(request, body, state).await;
+    counter!(metrics::LOGINS, "outcome" => outcome(&answer)).increment(1);
+    answer
+}
+
+/// The `outcome` label of [`metrics::LOGINS`].
+fn outcome(answer: &Result<HttpResponse, AuthenticateError>) -> &'static str {
+    match answer {
+        Ok(_) => "accepted",
+        Err(AuthenticateError::InvalidInput(_)) => "invalid_input",
+        Err(AuthenticateError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthenticateError::Unavailable(_)) => "unavailable",
+        Err(AuthenticateError::Overloaded) => "overloaded",
+        Err(AuthenticateError::DeadlinePassed) => "deadline_passed",
+        Err(AuthenticateError::Unexpected(_)) => "error",
+    }
+}
+
+async fn check(
     request: HttpRequest,
     body: web::Json<validate::JsonBody>,
     state: web::Data<AppState>,

@@ -16,6 +16,7 @@ mod helpers;
 mod limits;
 mod login_storm;
 mod mail_queue;
+mod metrics;
 mod stack;
 mod subjects;
 mod tokens;

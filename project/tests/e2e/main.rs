@@ -12,4 +12,5 @@ mod auth;
 mod helpers;
 mod logs;
 mod mail;
+mod metrics;
 mod secrets;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Nodes, Topology, connection_properties, declare_advice};
+use crate::metrics::gauge;
 use crate::retry::{RetryPolicy, retry};
 
 /// Processes one delivery and acks or rejects it; cheap to clone, one clone per delivery task.
@@ -71,6 +72,9 @@ pub struct Consumer<H> {
     pub reconnect: RetryPolicy,
     pub handler: H,
     pub status: AmqpStatus,
+    /// The gauge that is 1 while consuming and 0 otherwise, named for the service
+    /// (`listener_consumer_connected`, `mailer_jobs_consumer_connected`).
+    pub connected_metric: &'static str,
 }
 
 /// How a consuming session ended.
@@ -129,6 +133,7 @@ impl<H: Handler> Consumer<H> {
 
     /// Consumes until `stop` turns true, reconnecting after every loss.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        gauge!(self.connected_metric).set(0.0);
         loop {
             let session = tokio::select! {
                 session = retry("connect to RabbitMQ", self.reconnect, || self.connect()) => session,
@@ -138,8 +143,10 @@ impl<H: Handler> Consumer<H> {
                 continue; // unreachable: the reconnect policy does not give up
             };
             self.status.set(None);
+            gauge!(self.connected_metric).set(1.0);
             tracing::info!(queue = %self.topology.queue, prefetch = self.prefetch, "consuming");
             let end = self.consume(session, &mut stop).await;
+            gauge!(self.connected_metric).set(0.0);
             match end {
                 End::Stopped => break,
                 End::Lost(reason) => {

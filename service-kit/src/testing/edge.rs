@@ -1,6 +1,7 @@
 //! [`assert_edge_answers`]: what every service answers at its edge, whatever its routes: the
 //! security headers on every answer, the envelope on every refusal it can shape (404, 405 with
-//! `Allow`, a foreign `Host`), and `/health` and `/ready` for any `Host` (probes use the pod IP).
+//! `Allow`, a foreign `Host`), and `/health`, `/ready` and `/metrics` (which `promtool check
+//! metrics` accepts) for any `Host` (probes and Prometheus use the pod IP).
 
 use std::time::Duration;
 
@@ -24,6 +25,19 @@ pub async fn assert_edge_answers(base_url: &str, undeclared: Undeclared<'_>) {
     health.assert_security_headers("/health");
     let probe = read(client.get(format!("{base_url}/health")).header("host", "10.12.0.7:8080")).await;
     assert_eq!(probe.status, 200, "/health with the pod IP as Host: {}", probe.text);
+
+    // After the /health above: the HTTP server metrics have a series; Prometheus addresses
+    // the pod by its IP too.
+    let metrics =
+        client.get(format!("{base_url}/metrics")).header("host", "10.12.0.7:8080").send().await.expect("an answer");
+    assert_eq!(metrics.status(), 200, "/metrics with the pod IP as Host");
+    let metrics = super::Scrape::parse(metrics.text().await.expect("the metrics text"));
+    assert!(
+        metrics.value(crate::metrics::HTTP_REQUEST_DURATION_COUNT, &[("http_route", "/health")]) >= 1.0,
+        "/health is counted: {}",
+        metrics.text
+    );
+    super::assert_promtool_passes(&metrics.text);
 
     let missing = read(client.get(format!("{base_url}/no-such-route"))).await;
     missing.assert_error(404, r#"no route for GET "/no-such-route""#, "an unknown route");

@@ -1,5 +1,7 @@
 //! One function per `/handle` action: the hop it makes and what the caller gets back.
 
+use std::time::Instant;
+
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use contract::Envelope;
@@ -10,11 +12,14 @@ use contract::log::{EntryId, Level, LogPayload};
 use contract::mail::{MailJob, MailPayload};
 use contract::paths;
 use contract::token::SignedIn;
+use service_kit::amqp::PublishError;
 use service_kit::http::envelope;
 use tracing::Instrument;
 
 use super::HandleError;
+use crate::breaker::Breaker;
 use crate::downstream::{DownstreamError, Downstreams, Service, go_original};
+use crate::metrics;
 
 /// The name of the events that record login attempts.
 pub const LOGIN_EVENT_NAME: &str = "authentication";
@@ -26,7 +31,7 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
     let answer = downstreams
         .breakers
         .auth
-        .call(downstreams.auth.post::<_, SignedIn>(paths::authentication::AUTHENTICATE, &credentials))
+        .hop("auth", downstreams.auth.post::<_, SignedIn>(paths::authentication::AUTHENTICATE, &credentials))
         .await;
     let email = &credentials.email;
     match answer {
@@ -62,7 +67,7 @@ fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: 
     let span = tracing::info_span!("login_event", event_id = %event.id);
     tokio::spawn(
         async move {
-            if let Err(error) = breaker.call(events.publish(&event)).await {
+            if let Err(error) = publish(&breaker, "auth", events.publish(&event)).await {
                 tracing::warn!(%error, "could not record the login attempt");
             }
         }
@@ -85,11 +90,11 @@ pub async fn log(
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
     let entry = payload.clone().into_entry(None, sub.clone());
-    match downstreams.breakers.logger.call(downstreams.logger.write_log(entry)).await {
+    match downstreams.breakers.logger.hop("log", downstreams.logger.write_log(entry)).await {
         Ok(_) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged"))),
         Err(error @ (DownstreamError::Unreachable { .. } | DownstreamError::CircuitOpen { .. })) => {
             let event = LogEvent::new(payload, sub);
-            match downstreams.breakers.rabbit.call(downstreams.events.publish(&event)).await {
+            match publish(&downstreams.breakers.rabbit, "log", downstreams.events.publish(&event)).await {
                 Ok(()) => {
                     tracing::info!(%error, event_id = %event.id, "logger unavailable: the entry went through RabbitMQ");
                     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(LOGGED_VIA_FALLBACK)))
@@ -117,7 +122,7 @@ pub async fn event(
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
     let event = LogEvent::new(payload, sub);
-    downstreams.breakers.rabbit.call(downstreams.events.publish(&event)).await?;
+    publish(&downstreams.breakers.rabbit, "event", downstreams.events.publish(&event)).await?;
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
 }
 
@@ -133,7 +138,7 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
     let direct = downstreams
         .breakers
         .mailer
-        .call(downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail))
+        .hop("mail", downstreams.mailer.post::<_, serde_json::Value>(paths::mailer::SEND, &mail))
         .await;
     let not_taken = match direct {
         Ok(_) => return Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to)))),
@@ -146,7 +151,7 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
     };
     let job = MailJob::new(mail);
     tracing::info!(job_id = %job.id, reason = %not_taken, "the mailer cannot take the mail; queueing it");
-    match downstreams.breakers.rabbit.call(downstreams.mail_jobs.publish_mail(&job)).await {
+    match publish(&downstreams.breakers.rabbit, "mail", downstreams.mail_jobs.publish_mail(&job)).await {
         Ok(()) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message queued for {}", job.mail.to)))),
         Err(queue_error) => {
             tracing::warn!(job_id = %job.id, %queue_error, "cannot queue the mail either");
@@ -162,7 +167,26 @@ pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpRes
     let entries = downstreams
         .breakers
         .logger
-        .call(downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)))
+        .hop("logs", downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)))
         .await?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
+}
+
+/// Runs a confirmed publish (an event, or a mail job for `mail`) through RabbitMQ's breaker and
+/// counts it ([`metrics::EVENTS_PUBLISHED`] by action), with the time to the confirm of a
+/// publish the breaker let through.
+async fn publish(
+    breaker: &Breaker,
+    action: &'static str,
+    publish: impl Future<Output = Result<(), PublishError>>,
+) -> Result<(), DownstreamError> {
+    let confirmed = async {
+        let started = Instant::now();
+        let confirmed = publish.await.map_err(DownstreamError::from);
+        metrics::record_confirm(metrics::outcome(&confirmed), started.elapsed());
+        confirmed
+    };
+    let published = breaker.hop(action, confirmed).await;
+    metrics::record_publish(action, metrics::outcome(&published));
+    published
 }
