@@ -1,5 +1,7 @@
 //! `GET /health` answers while the process runs; `GET /ready` only when every dependency
-//! answers, so that orchestrators route traffic to ready replicas only.
+//! answers, so that orchestrators route traffic to ready replicas only. A secondary duty (the
+//! mailer's queued jobs) is [reported](Readiness::report) beside the checks without gating:
+//! its outage must not take the replica's main work out of rotation.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + S
 /// Named checks of a service's dependencies.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(&'static str, CheckFn)>,
+    /// Name, check, and whether a failure makes the service unready.
+    checks: Vec<(&'static str, CheckFn, bool)>,
 }
 
 impl Readiness {
@@ -33,24 +36,35 @@ impl Readiness {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self.checks.push((name, Arc::new(move || Box::pin(check())), true));
+        self
+    }
+
+    /// Adds an entry shown in the `/ready` body like a check, whose failure does not make the
+    /// service unready.
+    pub fn report<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks.push((name, Arc::new(move || Box::pin(check())), false));
         self
     }
 
     /// Runs every check concurrently, each bounded by [`CHECK_TIMEOUT`].
     pub async fn run(&self) -> (bool, Map<String, Value>) {
-        let results = join_all(self.checks.iter().map(|(name, check)| async move {
+        let results = join_all(self.checks.iter().map(|(name, check, gates)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
             };
-            (*name, outcome)
+            (*name, outcome, *gates)
         }))
         .await;
-        let ready = results.iter().all(|(_, outcome)| outcome.is_ok());
+        let ready = results.iter().all(|(_, outcome, gates)| outcome.is_ok() || !gates);
         let report = results
             .into_iter()
-            .map(|(name, outcome)| (name.to_owned(), Value::String(outcome.err().unwrap_or_else(|| "ok".into()))))
+            .map(|(name, outcome, _)| (name.to_owned(), Value::String(outcome.err().unwrap_or_else(|| "ok".into()))))
             .collect();
         (ready, report)
     }

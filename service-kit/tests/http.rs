@@ -54,6 +54,16 @@ async fn health_answers_and_ready_reports_each_dependency() {
         Answer::read(reqwest::get(format!("{not_ready}/ready")).await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(envelope["data"], json!({"db": "ok", "smtp": "connection refused"}));
+
+    // A failed report is shown and does not make the service unready.
+    let degraded = spawn(
+        Readiness::new().check("db", || async { Ok(()) }).report("queue", || async { Err("reconnecting".into()) }),
+        vec![],
+    )
+    .await;
+    let Answer { status, body: envelope, .. } =
+        Answer::read(reqwest::get(format!("{degraded}/ready")).await.unwrap()).await;
+    assert_eq!((status, &envelope["data"]), (200, &json!({"db": "ok", "queue": "reconnecting"})), "{envelope}");
 }
 
 #[tokio::test]
