@@ -37,7 +37,9 @@ async fn a_request_through_the_broker_moves_its_counters_by_route_template_and_o
     assert_eq!(event.status, 202, "{}", event.body);
     let mail =
         app.handle(&json!({"action": "mail", "mail": {"to": "a@example.com", "subject": "s", "message": "m"}})).await;
-    assert_eq!(mail.status, 502, "{}", mail.body);
+    assert_eq!((mail.status, mail.message()), (202, "Message queued for a@example.com"), "{}", mail.body);
+    let logs = app.handle(&json!({"action": "logs"})).await;
+    assert_eq!(logs.status, 502, "{}", logs.body);
     let unknown = app.get("/logs/6650f1a2b3c4d5e6f7a8b9c0").await;
     assert_eq!(unknown.status, 404);
 
@@ -45,9 +47,9 @@ async fn a_request_through_the_broker_moves_its_counters_by_route_template_and_o
     let root = [("http_request_method", "POST"), ("http_route", "/"), ("http_response_status_code", "200")];
     assert_eq!(delta(&before, &after, REQUESTS, &root), 1.0, "POST / counted once:\n{}", after.text);
     let handle = [("http_route", "/handle"), ("http_response_status_code", "202")];
-    assert_eq!(delta(&before, &after, REQUESTS, &handle), 1.0, "the event's 202");
+    assert_eq!(delta(&before, &after, REQUESTS, &handle), 2.0, "the event's and the queued mail's 202");
     let bad_gateway = [("http_route", "/handle"), ("http_response_status_code", "502")];
-    assert_eq!(delta(&before, &after, REQUESTS, &bad_gateway), 1.0, "the mail's 502");
+    assert_eq!(delta(&before, &after, REQUESTS, &bad_gateway), 1.0, "the logs' 502");
     // A path no route has is one series, whatever the path: never the raw path as a label.
     let unmatched = [("http_route", "unmatched"), ("http_response_status_code", "404")];
     assert_eq!(delta(&before, &after, REQUESTS, &unmatched), 1.0, "the unknown path");
@@ -56,9 +58,14 @@ async fn a_request_through_the_broker_moves_its_counters_by_route_template_and_o
     let published = [("downstream", "rabbitmq"), ("action", "event"), ("outcome", "ok")];
     assert_eq!(delta(&before, &after, HOPS, &published), 1.0, "the publish hop");
     assert_eq!(delta(&before, &after, PUBLISHED, &[("action", "event"), ("outcome", "ok")]), 1.0);
-    assert_eq!(delta(&before, &after, CONFIRMS, &[("outcome", "ok")]), 1.0, "the confirm's latency");
+    assert_eq!(delta(&before, &after, CONFIRMS, &[("outcome", "ok")]), 2.0, "the confirms' latency: event, mail job");
     let unreachable = [("downstream", "mailer"), ("action", "mail"), ("outcome", "unreachable")];
     assert_eq!(delta(&before, &after, HOPS, &unreachable), 1.0, "the mailer hop, down");
+    let queued = [("downstream", "rabbitmq"), ("action", "mail"), ("outcome", "ok")];
+    assert_eq!(delta(&before, &after, HOPS, &queued), 1.0, "the mail job's publish hop");
+    assert_eq!(delta(&before, &after, PUBLISHED, &[("action", "mail"), ("outcome", "ok")]), 1.0);
+    let logger_down = [("downstream", "logger"), ("action", "logs"), ("outcome", "unreachable")];
+    assert_eq!(delta(&before, &after, HOPS, &logger_down), 1.0, "the logs hop, down");
     assert_eq!(after.value("http_server_active_requests", &[]), 1.0, "only the scrape itself is in flight");
 
     assert_promtool_passes(&after.text);

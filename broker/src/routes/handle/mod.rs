@@ -153,12 +153,15 @@ pub async fn handle(
     if let Some(sub) = &sub {
         tracing::Span::current().record("sub", sub.as_str());
     }
+    // Each action's future is boxed: inline, their sum (breaker, metrics and fallback layers
+    // around every hop) made the handler's poll frames overflow an actix worker's stack in the
+    // debug build. One allocation per request.
     match action {
         HandleRequest::Auth { auth } => {
             // Refused here, the attempt never reaches bcrypt; let through, it counts as a failure
             // unless the password turns out right.
             let attempt = state.limits.admit_login(auth.email.as_ref(), client)?;
-            let answer = actions::auth(downstreams, auth).await;
+            let answer = Box::pin(actions::auth(downstreams, auth)).await;
             match &answer {
                 Err(HandleError::InvalidCredentials) => attempt.failed(),
                 Ok(_) => attempt.succeeded(),
@@ -167,9 +170,9 @@ pub async fn handle(
             }
             answer
         }
-        HandleRequest::Log { log } => actions::log(downstreams, log, sub).await,
-        HandleRequest::Event { log } => actions::event(downstreams, log, sub).await,
-        HandleRequest::Mail { mail } => actions::mail(downstreams, mail).await,
-        HandleRequest::Logs { logs } => actions::logs(downstreams, logs).await,
+        HandleRequest::Log { log } => Box::pin(actions::log(downstreams, log, sub)).await,
+        HandleRequest::Event { log } => Box::pin(actions::event(downstreams, log, sub)).await,
+        HandleRequest::Mail { mail } => Box::pin(actions::mail(downstreams, mail)).await,
+        HandleRequest::Logs { logs } => Box::pin(actions::logs(downstreams, logs)).await,
     }
 }
