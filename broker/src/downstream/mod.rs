@@ -204,6 +204,19 @@ impl DownstreamError {
         }
     }
 
+    /// Whether the service did not take the request, so that doing the work another way (through
+    /// RabbitMQ) does not do it twice: unreachable, its circuit open, or a 503. Not a timeout nor
+    /// a failure of its own, after which it may have done the work. (A connection that broke
+    /// mid-call is unreachable too: the one ambiguous case, see `actions::log`.)
+    pub fn not_taken(&self) -> bool {
+        matches!(
+            self,
+            DownstreamError::Unreachable { .. }
+                | DownstreamError::CircuitOpen { .. }
+                | DownstreamError::Unavailable { .. }
+        )
+    }
+
     /// Whether this counts towards opening the service's circuit: it is down, hangs, or fails
     /// (a 5xx). Not a 4xx, which the service gave on purpose, nor a 503, which is a service
     /// that is up and shedding load and says when to come back (see [`crate::breaker`]).

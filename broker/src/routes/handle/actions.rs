@@ -92,19 +92,11 @@ pub async fn log(
     let entry = payload.clone().into_entry(None, sub.clone());
     match downstreams.breakers.logger.hop("log", downstreams.logger.write_log(entry)).await {
         Ok(_) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged"))),
-        Err(error @ (DownstreamError::Unreachable { .. } | DownstreamError::CircuitOpen { .. })) => {
+        Err(error) if error.not_taken() => {
             let event = LogEvent::new(payload, sub);
-            match publish(&downstreams.breakers.rabbit, "log", downstreams.events.publish(&event)).await {
-                Ok(()) => {
-                    tracing::info!(%error, event_id = %event.id, "logger unavailable: the entry went through RabbitMQ");
-                    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(LOGGED_VIA_FALLBACK)))
-                }
-                Err(publish) => {
-                    // The logger's failure is the caller's answer: it is why the entry was not stored.
-                    tracing::warn!(%error, %publish, "logger unavailable and the event fallback failed");
-                    Err(error.into())
-                }
-            }
+            let publish = downstreams.events.publish(&event);
+            instead_via_rabbitmq(&downstreams.breakers.rabbit, "log", error, event.id, publish).await?;
+            Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(LOGGED_VIA_FALLBACK)))
         }
         Err(error) => Err(error.into()),
     }
@@ -142,22 +134,13 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
         .await;
     let not_taken = match direct {
         Ok(_) => return Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message sent to {}", mail.to)))),
-        Err(
-            error @ (DownstreamError::Unreachable { .. }
-            | DownstreamError::CircuitOpen { .. }
-            | DownstreamError::Unavailable { .. }),
-        ) => error,
+        Err(error) if error.not_taken() => error,
         Err(error) => return Err(error.into()),
     };
     let job = MailJob::new(mail);
-    tracing::info!(job_id = %job.id, reason = %not_taken, "the mailer cannot take the mail; queueing it");
-    match publish(&downstreams.breakers.rabbit, "mail", downstreams.mail_jobs.publish_mail(&job)).await {
-        Ok(()) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message queued for {}", job.mail.to)))),
-        Err(queue_error) => {
-            tracing::warn!(job_id = %job.id, %queue_error, "cannot queue the mail either");
-            Err(not_taken.into())
-        }
-    }
+    let publish = downstreams.mail_jobs.publish_mail(&job);
+    instead_via_rabbitmq(&downstreams.breakers.rabbit, "mail", not_taken, job.id, publish).await?;
+    Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message queued for {}", job.mail.to))))
 }
 
 /// `logs`: the newest entries first, older than `before` when given (no such entry: 404).
@@ -170,6 +153,28 @@ pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpRes
         .hop("logs", downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)))
         .await?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
+}
+
+/// The fallback of `log` and `mail`: publishes through RabbitMQ (message `id`) what the direct
+/// hop did not take ([`DownstreamError::not_taken`]). The direct hop's error when RabbitMQ
+/// cannot take it either: that is why the work was not done.
+async fn instead_via_rabbitmq(
+    breaker: &Breaker,
+    action: &'static str,
+    not_taken: DownstreamError,
+    id: impl std::fmt::Display,
+    publish: impl Future<Output = Result<(), PublishError>>,
+) -> Result<(), HandleError> {
+    match self::publish(breaker, action, publish).await {
+        Ok(()) => {
+            tracing::info!(action, %id, reason = %not_taken, "not taken directly: sent through RabbitMQ instead");
+            Ok(())
+        }
+        Err(queue_error) => {
+            tracing::warn!(action, %id, reason = %not_taken, %queue_error, "RabbitMQ cannot take it either");
+            Err(not_taken.into())
+        }
+    }
 }
 
 /// Runs a confirmed publish (an event, or a mail job for `mail`) through RabbitMQ's breaker and
