@@ -4,7 +4,7 @@ use service_kit::Env;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();
-    service_kit::telemetry::init("authentication", &env);
+    let _telemetry = service_kit::telemetry::init("authentication", &env);
     let settings = Settings::from_env(&env)?;
     tracing::info!(?settings, "starting");
     let application = Application::build(settings).await?;

@@ -4,7 +4,7 @@ use service_kit::{Env, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();
-    telemetry::init("broker", &env);
+    let _telemetry = telemetry::init("broker", &env);
     let settings = Settings::from_env(&env)?;
     tracing::info!(?settings, "starting");
     Application::build(settings).await?.run_until_stopped().await

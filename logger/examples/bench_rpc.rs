@@ -28,7 +28,7 @@ fn env_number(key: &str, default: usize) -> usize {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init("bench", &service_kit::Env::process());
+    let _telemetry = service_kit::telemetry::init("bench", &service_kit::Env::process());
     let entries = env_number("BENCH_ENTRIES", 10_000);
     let callers = env_number("BENCH_CALLERS", 64);
     // The grouping knobs come from the environment like the service's (BATCH_MAX, BATCH_WINDOW_MS,

@@ -4,7 +4,7 @@ use service_kit::{Env, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();
-    telemetry::init("mailer", &env);
+    let _telemetry = telemetry::init("mailer", &env);
     let settings = Settings::from_env(&env)?;
     tracing::info!(?settings, "starting");
     let application = Application::build(settings).await?;

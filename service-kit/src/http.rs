@@ -312,6 +312,22 @@ pub async fn allowed_host(
     next.call(request).await
 }
 
+/// Middleware on every service, inside the request's root span: the answer names the trace it
+/// is part of in `traceresponse` (W3C Trace Context Level 2; the same shape as `traceparent`),
+/// so that a caller can find its request's lines, stored entries and exported spans.
+pub async fn trace_response(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(request).await?;
+    if let Some(value) = crate::trace::traceresponse(&tracing::Span::current())
+        .and_then(|value| header::HeaderValue::from_str(&value).ok())
+    {
+        response.headers_mut().insert(header::HeaderName::from_static(crate::trace::TRACERESPONSE), value);
+    }
+    Ok(response)
+}
+
 /// The JSON API's answer to framing: none.
 pub const API_CONTENT_SECURITY_POLICY: &str = "frame-ancestors 'none'";
 

@@ -33,6 +33,7 @@ pub mod retry;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod trace;
 pub mod wiring;
 
 #[cfg(feature = "testing")]

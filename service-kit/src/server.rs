@@ -110,16 +110,23 @@ impl HttpService {
                 .iter()
                 .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
                 .allowed_methods(["GET", "POST", "OPTIONS"])
-                .allowed_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
+                .allowed_headers([
+                    header::CONTENT_TYPE,
+                    header::ACCEPT,
+                    header::AUTHORIZATION,
+                    header::HeaderName::from_static(crate::trace::TRACEPARENT),
+                ])
                 .max_age(3600);
             // Innermost first: the 408 of a stalled body gets CORS headers and a span too; a
             // foreign host is refused before CORS looks at the origin; every refusal, CORS's
             // too, is logged, then put in the envelope; every answer gets the security headers;
-            // every answer is measured with the status the client gets.
+            // every answer is measured with the status the client gets; an answer that got as far
+            // as the root span names its trace.
             App::new()
                 .wrap(from_fn(http::bounded_body))
                 .wrap(Condition::new(!origins.is_empty(), cors))
                 .wrap(from_fn(http::allowed_host))
+                .wrap(from_fn(http::trace_response))
                 .wrap(TracingLogger::<telemetry::BoundedRootSpan>::new())
                 .wrap(from_fn(http::envelope_refusals))
                 .wrap(from_fn(http::security_headers))

@@ -1,52 +1,162 @@
-//! Structured logs: JSON lines by default, human-readable with `LOG_FORMAT=pretty` (multi-line)
-//! or `LOG_FORMAT=compact` (one line per event).
+//! Structured logs and traces. Logs: JSON lines by default, each with the request's `trace_id`
+//! beside the event's fields and its spans; human-readable with `LOG_FORMAT=pretty` (multi-line)
+//! or `LOG_FORMAT=compact` (one line per event). Lines are written by a thread of their own
+//! through a bounded queue ([`tracing_appender::non_blocking`]), so a request never waits on
+//! stdout; past [`LOG_QUEUE_LINES`] unwritten lines, further ones are dropped rather than block.
+//!
+//! Traces: every span is also an OpenTelemetry span ([`crate::trace`]), so each request has a
+//! W3C trace id that its hops carry on; with `OTEL_EXPORTER_OTLP_ENDPOINT` set the spans are
+//! exported over OTLP/HTTP by a batch processor's thread (a bounded queue too). Span creation
+//! follows `RUST_LOG` like the lines do.
 
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::settings::{Env, LOG_FORMAT, RUST_LOG};
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init(service: &str, env: &Env) {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter_of(env)).with_target(false);
+/// The OTLP/HTTP endpoint (`http://collector:4318`) spans are exported to; `/v1/traces` is
+/// appended, as the OpenTelemetry specification says. Unset: no export.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// `true` turns tracing off altogether (the OpenTelemetry specification's switch): no trace ids,
+/// no propagation, no `traceresponse`. For measuring what tracing costs.
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+
+/// How long one export request may take before it is given up (the batch is dropped).
+pub const OTLP_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Log lines waiting for the writer thread; more are dropped (tracing-appender's default).
+pub const LOG_QUEUE_LINES: usize = 128_000;
+
+/// What must outlive the service's run: the log writer thread and the span exporter. Dropped
+/// at the end of `main`, it writes the lines and exports the spans still queued.
+#[must_use = "logs and spans still queued are lost when this is dropped"]
+pub struct Telemetry {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+    provider: SdkTracerProvider,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        // Exports what is queued (bounded by the exporter's timeout); nothing to do without one.
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Installs the global subscriber. Call once, first thing in `main`, and keep the guard.
+pub fn init(service: &str, env: &Env) -> Telemetry {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
+    let endpoint = env.get(OTEL_EXPORTER_OTLP_ENDPOINT);
+    let (provider, export_error) = tracer_provider(service, endpoint);
+    let disabled = env.get(OTEL_SDK_DISABLED).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    let otel = (!disabled).then(|| otel_layer(service, &provider));
+    let filter = filter_of(env);
+    let plain = tracing_subscriber::fmt::layer().with_target(false).with_writer(writer.clone());
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match env.get(LOG_FORMAT) {
-        Some("pretty") => builder.pretty().try_init(),
+        Some("pretty") => registry.with(plain.pretty()).try_init(),
         // One line per event: what `project/stack.sh` shows, prefixed with the service's name.
-        Some("compact") => builder.compact().try_init(),
-        _ => json_subscriber(filter_of(env), std::io::stdout).try_init().map_err(Into::into),
+        Some("compact") => registry.with(plain.compact()).try_init(),
+        _ => registry.with(json_layer(writer)).try_init(),
     };
     if installed.is_ok() {
-        tracing::info!(service, "telemetry initialised");
+        let otlp_endpoint = if disabled { "none (tracing disabled)" } else { endpoint.unwrap_or("none") };
+        tracing::info!(service, otlp_endpoint, "telemetry initialised");
     }
+    if let Some(error) = export_error {
+        tracing::warn!(%error, "spans are not exported: the OTLP exporter could not be built");
+    }
+    Telemetry { _writer: guard, provider }
+}
+
+/// The process's tracer provider: with a batch OTLP exporter to `endpoint`, or none (spans
+/// get ids, so traces propagate, and are dropped when they end).
+fn tracer_provider(service: &str, endpoint: Option<&str>) -> (SdkTracerProvider, Option<String>) {
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build();
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    let Some(endpoint) = endpoint else { return (builder.build(), None) };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .with_timeout(OTLP_EXPORT_TIMEOUT)
+        .build();
+    match exporter {
+        Ok(exporter) => (builder.with_batch_exporter(exporter).build(), None),
+        Err(error) => (builder.build(), Some(error.to_string())),
+    }
+}
+
+/// The layer that makes every span an OpenTelemetry span of `provider`'s.
+fn otel_layer<S>(service: &str, provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S> + use<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service.to_owned()))
+        // Nothing reads OpenTelemetry's thread-local "current context" (tarpc and [`crate::trace`]
+        // ask the span): without activation, entering a span (every poll of an instrumented
+        // future) costs no context push and pop.
+        .with_context_activation(false)
+        .with_threads(false)
+        .with_location(false)
 }
 
 fn filter_of(env: &Env) -> EnvFilter {
     EnvFilter::try_new(env.get(RUST_LOG).unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// The JSON lines of a deployed service (each event flat, with its span's fields), to `writer`.
+/// The JSON lines of a deployed service, to `writer`: each event flat, its `trace_id`, its
+/// span's fields and the spans it is in.
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let mut layer = json_subscriber::fmt::layer()
+        .with_target(false)
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(writer);
+    layer.inner_layer_mut().add_dynamic_field("trace_id", |_event, _context| crate::trace::current_trace_id());
+    layer
+}
+
+/// The services' JSON lines and their traces (no export), to `writer`, as a subscriber a test
+/// installs ([`crate::testing::capture_logs`]).
 pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing_subscriber::util::SubscriberInitExt
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(writer)
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .finish()
+    let (provider, _) = tracer_provider("test", None);
+    tracing_subscriber::registry().with(filter).with(otel_layer("test", &provider)).with(json_layer(writer))
 }
 
-/// For tests: logs go to the test's output only when `TEST_LOG` is set; safe to call often.
+/// For tests: every span is an OpenTelemetry span, as in a service (so a test sees the trace
+/// ids its requests carry), and logs go to the test's output only when `TEST_LOG` is set; safe
+/// to call often.
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
+        let (provider, _) = tracer_provider("test", None);
+        let registry = tracing_subscriber::registry().with(otel_layer("test", &provider));
+        let _ = if std::env::var_os("TEST_LOG").is_some() {
             let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        }
+            registry.with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter)).try_init()
+        } else {
+            registry.with(tracing_subscriber::filter::LevelFilter::INFO).try_init()
+        };
     });
 }
 
@@ -66,19 +176,19 @@ pub fn clipped(value: &str) -> std::borrow::Cow<'_, str> {
 /// The root span of every request (tracing-actix-web's fields, OpenTelemetry names), with every
 /// text the caller chose cut by [`clipped`], and one event when the request ends in a 4xx or 5xx:
 /// a refusal at WARN, a failure at ERROR with its cause chain; the span carries the message.
+/// The span continues the caller's trace when the request carries a `traceparent`, and starts
+/// one otherwise; its `trace_id` is the request's id in every line (tracing-actix-web's UUID
+/// request id is not logged).
 pub struct BoundedRootSpan;
 
 impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
-        use actix_web::HttpMessage;
         let header =
             |name| request.headers().get(name).and_then(|v: &actix_web::http::header::HeaderValue| v.to_str().ok());
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         let info = request.connection_info();
-        let request_id =
-            request.extensions().get::<tracing_actix_web::RequestId>().map(ToString::to_string).unwrap_or_default();
         let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "HTTP request",
             http.method = %clipped(request.method().as_str()),
             http.route = %route,
@@ -90,9 +200,14 @@ impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            request_id = %request_id,
+            trace_id = tracing::field::Empty,
             exception.message = tracing::field::Empty,
-        )
+        );
+        crate::trace::set_parent(&span, &crate::trace::HeaderExtractor(request.headers()));
+        if let Some(trace_id) = crate::trace::trace_id(&span) {
+            span.record("trace_id", trace_id);
+        }
+        span
     }
 
     fn on_request_end<B: actix_web::body::MessageBody>(

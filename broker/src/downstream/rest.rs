@@ -66,7 +66,7 @@ impl RestService {
         T: DeserializeOwned,
     {
         let deadline = Instant::now() + self.timeout;
-        let request = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
             .timeout(self.timeout)
@@ -75,6 +75,10 @@ impl RestService {
                 service_kit::deadline::header_value(downstream_budget(deadline)),
             )
             .json(body);
+        // The hop's span (`rest.post`) is the parent of the service's request span.
+        if let Some(traceparent) = service_kit::trace::traceparent(&tracing::Span::current()) {
+            request = request.header(service_kit::trace::TRACEPARENT, traceparent);
+        }
         let (status, bytes) = self.exchange(request).await?;
         let service = self.service;
         if status.is_success() {
