@@ -71,36 +71,39 @@ impl Downstreams {
         })
     }
 
-    /// `/ready`: every downstream answers and its circuit is closed. A downstream's entry is
-    /// `ok`, or what is wrong followed by its circuit's state (`circuit open, retry in 7 s`).
-    /// The probes go around the breakers: they neither count as calls nor wait for a circuit.
+    /// `/ready`: each downstream's state, shown without gating. An entry is `ok`, or what is
+    /// wrong followed by its circuit's state (`circuit open, retry in 7 s`). A downstream that
+    /// is down does not make the broker unready: every replica shares it, so a failing probe
+    /// would take them all out of rotation and turn each degraded answer (a queued mail, a log
+    /// via RabbitMQ, a fast 503 naming the service) into no answer at all. The probes go around
+    /// the breakers: they neither count as calls nor wait for a circuit.
     pub fn readiness(&self) -> Readiness {
         let (auth, mailer, logger, events) =
             (self.auth.clone(), self.mailer.clone(), self.logger.clone(), self.events.clone());
         let breakers = &self.breakers;
         Readiness::new()
-            .check(
+            .report(
                 "authentication",
                 with_circuit(&breakers.auth, move || {
                     let auth = auth.clone();
                     async move { auth.health().await }
                 }),
             )
-            .check(
+            .report(
                 "logger",
                 with_circuit(&breakers.logger, move || {
                     let logger = logger.clone();
                     async move { logger.ping().await.map_err(|e| DownstreamError::from(e).to_string()) }
                 }),
             )
-            .check(
+            .report(
                 "mailer",
                 with_circuit(&breakers.mailer, move || {
                     let mailer = mailer.clone();
                     async move { mailer.health().await }
                 }),
             )
-            .check(
+            .report(
                 "rabbitmq",
                 with_circuit(&breakers.rabbit, move || {
                     let events = events.clone();

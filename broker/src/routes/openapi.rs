@@ -92,16 +92,16 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
 #[allow(dead_code)]
 fn health() {}
 
-/// Readiness: authentication, logger, mailer and RabbitMQ all answer and their circuits are
-/// closed. `data` maps each to "ok" or the reason it failed, followed by its circuit's state.
+/// Readiness: the broker serves. `data` maps each downstream (authentication, logger, mailer,
+/// RabbitMQ) to "ok" or the reason it failed, followed by its circuit's state; a downstream that
+/// is down is shown, not gating (each action then has its degraded answer).
 #[utoipa::path(
     get,
     path = paths::READY,
     tag = "operations",
     responses(
-        (status = 200, description = "\"ready\"", body = Envelope),
-        (status = 503, description = "\"not ready\"; `data` names the downstream that failed and says \
-                                      its circuit's state (`circuit closed`, `circuit open, retry in 7 s`, \
+        (status = 200, description = "\"ready\"; `data` names each downstream's state (`ok`, or what failed \
+                                      and its circuit's state: `circuit closed`, `circuit open, retry in 7 s`, \
                                       `circuit half-open`).", body = Envelope),
     ),
 )]

@@ -50,12 +50,12 @@ async fn each_action_answers_504_naming_its_downstream_when_that_never_answers()
 }
 
 #[tokio::test]
-async fn ready_is_503_when_a_downstream_hangs() {
+async fn ready_is_bounded_and_names_every_downstream_that_hangs() {
     let downstreams = HangingDownstreams::start().await;
     let app = spawn_broker(downstreams.settings(Duration::from_millis(300))).await;
     let started = Instant::now();
     let answer = app.get("/ready").await;
-    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.status, 200, "the broker serves its degraded answers: {}", answer.body);
     assert!(started.elapsed() < Duration::from_secs(3), "readiness is bounded, took {:?}", started.elapsed());
     for name in ["authentication", "logger", "mailer", "rabbitmq"] {
         assert_ne!(answer.body["data"][name], "ok", "{name}: {}", answer.body);
