@@ -174,7 +174,7 @@ async fn each_downstream_has_its_own_circuit_which_opens_after_the_threshold() {
     // `logs` goes to the logger too: its circuit is open already.
     assert_circuit_open(&app.handle(&json!({"action": "logs"})).await, "logger", open_for, "logs");
     let ready = app.get("/ready").await;
-    assert_eq!(ready.status, 503);
+    assert_eq!(ready.status, 200, "shown, not gating");
     for name in ["authentication", "logger", "mailer", "rabbitmq"] {
         let entry = ready.body["data"][name].as_str().unwrap_or_default();
         assert!(entry.contains("(circuit open, retry in "), "{name}: {entry}");
