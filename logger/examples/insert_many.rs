@@ -12,7 +12,7 @@
 //! logger is configured. The documents are built before the clock starts. It checks the stored
 //! count and prints one line, `RESULT entries=N seconds=S inserts=K`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use contract::log::{Level, LogEntry};
@@ -21,6 +21,7 @@ use logger::Settings;
 use logger::store::{LogDocument, LogStore};
 use mongodb::bson::{Document, doc};
 use service_kit::ExposeSecret;
+use tokio::time::Instant;
 
 /// Each outbound call's bound: an insert group, a count, a drop.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,8 +80,9 @@ async fn measure(settings: &Settings, entries: usize) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
 
     let client = mongodb::Client::with_uri_str(settings.mongo.url.expose_secret()).await?;
-    let count = client.database(&database).collection::<Document>("logs").count_documents(doc! {});
-    let count = tokio::time::timeout(CALL_TIMEOUT, count).await.context("counting timed out")??;
+    let logs = client.database(&database).collection::<Document>("logs");
+    let count =
+        tokio::time::timeout(CALL_TIMEOUT, logs.count_documents(doc! {})).await.context("counting timed out")??;
     ensure!(count == entries as u64, "{count} documents stored, expected {entries}");
     drop_database(settings, &database).await?;
     println!("RESULT entries={entries} seconds={seconds:.3} inserts={inserts}");

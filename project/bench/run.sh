@@ -38,9 +38,17 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 bash project/deploy-check.sh build
 # The echo floor and the store probe are examples, which build with the crates' dev-dependencies:
 # in release that is a second build of the workspace crates. The quick run judges no speed, so it
-# takes them from the debug build that the tests have left.
-if [ "$quick" -eq 1 ]; then profile=dev dir=debug; else profile=release dir=release; fi
-cargo build --profile "$profile" --locked -p broker --example echo -p logger --example insert_many
+# takes them from the debug build that the tests leave (`cargo test` builds every example), and
+# builds them in debug only when they are missing.
+if [ "$quick" -eq 1 ]; then
+  dir=debug
+  if [ ! -x "$target/debug/examples/echo" ] || [ ! -x "$target/debug/examples/insert_many" ]; then
+    cargo build --locked -p broker --example echo -p logger --example insert_many
+  fi
+else
+  dir=release
+  cargo build --release --locked -p broker --example echo -p logger --example insert_many
+fi
 
 exec python3 project/bench/bench.py --bin-dir "$target/release" \
   --echo "$target/$dir/examples/echo" --probe "$target/$dir/examples/insert_many" "$@"
