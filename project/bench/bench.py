@@ -491,18 +491,23 @@ def fmt(value, digits=1):
 
 def table(rows):
     used = [(key, title) for key, title in COLUMNS if any(key in row["cpu"] for row in rows)]
+    # The floor at each client count, measured in the same run: what the machine's state makes
+    # of a request that does nothing.
+    floor = {row["clients"]: sum(row["cpu"].values()) for row in rows if "echo" in row["cpu"]}
     lines = [
         "| path | clients | requests | req/s | p50 ms | p99 ms | non-2xx | "
-        + " | ".join(title for _, title in used) + " | total |",
-        "|---|--:|--:|--:|--:|--:|--:|" + "--:|" * len(used) + "--:|",
+        + " | ".join(title for _, title in used) + " | total | × floor |",
+        "|---|--:|--:|--:|--:|--:|--:|" + "--:|" * len(used) + "--:|--:|",
     ]
     for row in rows:
+        total = sum(row["cpu"].values())
         cells = [
             row["path"], str(row["clients"] or ""), f"{row['requests']:,}", fmt(row["rate"]),
             fmt(row.get("p50_ms"), 2), fmt(row.get("p99_ms"), 2), str(row["errors"]),
         ]
         cells += [fmt(row["cpu"][key]) if key in row["cpu"] else "" for key, _ in used]
-        cells.append(f"**{fmt(sum(row['cpu'].values()))}**")
+        cells.append(f"**{fmt(total)}**")
+        cells.append(f"{total / floor[row['clients']]:.1f}" if floor.get(row["clients"]) else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -523,7 +528,8 @@ def report(rows, args, load_before, load_after, started_at):
         f"`LOG_FORMAT={args.log_format}`, `RATE_LIMITS=off`, `BCRYPT_COST={BCRYPT_COST}`.",
         "",
         "CPU columns: µs of CPU (utime+stime) per request answered, per process; blank where the process is "
-        "not on the path. **total** is the row's sum.",
+        "not on the path. **total** is the row's sum; **× floor** is the total over the bare echo's at the same "
+        "client count in this run.",
         "",
         table(rows),
         "",
@@ -620,6 +626,9 @@ def main():
         processes.stop_all()
     load_after = os.getloadavg()
 
+    # Every figure, for comparing runs by script.
+    (log_dir / "results.json").write_text(json.dumps(
+        {"started_at": started_at.isoformat(), "load_before": load_before, "rows": rows}, indent=1))
     text = report(rows, args, load_before, load_after, started_at)
     print("\n" + text + "\n")
     failed = [row for row in rows if row["errors"] or row["requests"] == 0]

@@ -2,7 +2,7 @@
 # The whole-system benchmark (issue 17): req/s, p50/p99 and the CPU time per request of every
 # process on each path, measured in one run on this machine.
 #
-#   bash project/bench/run.sh           # the full run (about 5 minutes): rewrites the whole-system
+#   bash project/bench/run.sh           # the full run (about 4 minutes): rewrites the whole-system
 #                                       # section of project/BENCHMARKS.md
 #   bash project/bench/run.sh --quick   # each path for 1 s at 8 clients, 300 events, 2,000 store
 #                                       # entries: exits non-zero unless every answer was 2xx and
