@@ -5,7 +5,8 @@
 #      kubernetes-validate, schemathesis);
 #   2. formatting and lints;
 #   3. every crate's unit and integration tests against the real servers;
-#   4. the release build, exactly as the Dockerfile builds each service;
+#   4. the release build, exactly as the Dockerfile builds each service, and the whole-system
+#      benchmark's quick mode on those binaries (every path answers 2xx; no speed judged);
 #   5. the whole stack started from those binaries, schemathesis against the broker's OpenAPI, then
 #      the end-to-end, browser and deployment tests.
 set -euo pipefail
@@ -48,6 +49,9 @@ if ! wait "$tools_pid"; then
   exit 1
 fi
 tail -n 3 "$tools_log"
+
+step "the whole-system benchmark, quick: every path answers without errors (wrk is a check tool)"
+bash project/bench/run.sh --quick
 
 step "the stack, from the release binaries"
 trap 'bash project/stack.sh stop' EXIT

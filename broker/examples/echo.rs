@@ -1,8 +1,8 @@
 //! The baseline of the broker's load figures: a bare actix-web server whose `POST /` answers
 //! with the body it got, with no middleware, no routing beyond that, no downstream.
 //!
-//! `cargo run --release -p broker --example echo -- 18090`, then load it like the broker
-//! (see `broker/bench/run.sh`).
+//! `cargo run --release -p broker --example echo -- 18090`, then load it like the broker;
+//! `project/bench/run.sh` runs it as the floor of the whole-system benchmark.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 

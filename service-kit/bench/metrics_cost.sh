@@ -35,7 +35,7 @@ for round in $(seq "$ROUNDS"); do
   for mode in on off; do
     if [ "$mode" = on ]; then pid=${pids[0]} port=$ON_PORT; else pid=${pids[1]} port=$OFF_PORT; fi
     before=$(ticks "$pid")
-    result=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s broker/bench/post.lua "http://127.0.0.1:$port/" | grep '^RESULT')
+    result=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s project/bench/post.lua "http://127.0.0.1:$port/" | grep '^RESULT')
     after=$(ticks "$pid")
     n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
     cpu[$mode]=$((cpu[$mode] + after - before)) reqs[$mode]=$((reqs[$mode] + n))
