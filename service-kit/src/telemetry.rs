@@ -56,9 +56,10 @@ pub fn init(service: &str, env: &Env) -> Telemetry {
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("log-writer")
         .finish(std::io::stdout());
-    let endpoint = env.get(OTEL_EXPORTER_OTLP_ENDPOINT);
-    let (provider, export_error) = tracer_provider(service, endpoint);
     let disabled = env.get(OTEL_SDK_DISABLED).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    // Disabled, no exporter is built either: no export thread, no HTTP client.
+    let endpoint = env.get(OTEL_EXPORTER_OTLP_ENDPOINT).filter(|_| !disabled);
+    let (provider, export_error) = tracer_provider(service, endpoint);
     let otel = (!disabled).then(|| otel_layer(service, &provider));
     let filter = filter_of(env);
     let plain = tracing_subscriber::fmt::layer().with_target(false).with_writer(writer.clone());
@@ -133,14 +134,21 @@ where
     layer
 }
 
+/// A test process's OpenTelemetry layer: spans with ids, never exported.
+fn test_otel_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    otel_layer("test", &tracer_provider("test", None).0)
+}
+
 /// The services' JSON lines and their traces (no export), to `writer`, as a subscriber a test
 /// installs ([`crate::testing::capture_logs`]).
 pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing_subscriber::util::SubscriberInitExt
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let (provider, _) = tracer_provider("test", None);
-    tracing_subscriber::registry().with(filter).with(otel_layer("test", &provider)).with(json_layer(writer))
+    tracing_subscriber::registry().with(filter).with(test_otel_layer()).with(json_layer(writer))
 }
 
 /// For tests: every span is an OpenTelemetry span, as in a service (so a test sees the trace
@@ -149,8 +157,7 @@ where
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let (provider, _) = tracer_provider("test", None);
-        let registry = tracing_subscriber::registry().with(otel_layer("test", &provider));
+        let registry = tracing_subscriber::registry().with(test_otel_layer());
         let _ = if std::env::var_os("TEST_LOG").is_some() {
             let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
             registry.with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter)).try_init()

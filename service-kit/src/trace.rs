@@ -39,9 +39,13 @@ pub fn current_trace_id() -> Option<String> {
 
 /// `span`'s context as a `traceparent` value, for the next hop's request or message headers.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
-    span_context(span)?;
+    // One lookup of the span's context serves both the check and the header.
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
     let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
     carrier.remove(TRACEPARENT)
 }
 
