@@ -33,7 +33,7 @@ use crate::metrics::{self, CircuitState};
 #[serde(default)]
 pub struct BreakerSettings {
     /// `off` lets every call through (`on` by default).
-    #[serde(rename = "BREAKER", deserialize_with = "crate::limits::on_off")]
+    #[serde(rename = "BREAKER", deserialize_with = "service_kit::settings::on_off")]
     pub enabled: bool,
     /// Consecutive failures that open the circuit.
     #[serde(rename = "BREAKER_FAILURES", deserialize_with = "settings::count")]

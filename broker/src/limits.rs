@@ -49,7 +49,7 @@ use service_kit::settings;
 #[serde(default)]
 pub struct LimitSettings {
     /// `off` switches every limit off (behind a gateway that limits already); `on` by default.
-    #[serde(rename = "RATE_LIMITS", deserialize_with = "on_off")]
+    #[serde(rename = "RATE_LIMITS", deserialize_with = "service_kit::settings::on_off")]
     pub enabled: bool,
     /// Sustained `/handle` requests per minute from one client; 0 switches this limit off.
     #[serde(rename = "RATE_LIMIT_PER_MINUTE")]
@@ -107,14 +107,6 @@ impl LimitSettings {
     /// No limit at all: for tests that are about something else.
     pub fn off() -> Self {
         Self { enabled: false, ..Self::default() }
-    }
-}
-
-pub(crate) fn on_off<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    match String::deserialize(deserializer)?.to_ascii_lowercase().as_str() {
-        "on" | "true" => Ok(true),
-        "off" | "false" => Ok(false),
-        _ => Err(serde::de::Error::custom("expected `on` or `off`")),
     }
 }
 

@@ -7,6 +7,9 @@
 #   bash project/bench/run.sh --quick   # each path for 1 s at 8 clients, 300 events, 2,000 store
 #                                       # entries: exits non-zero unless every answer was 2xx and
 #                                       # every event was stored; judges no speed, writes nothing
+#   bash project/bench/run.sh --cost    # what metrics and tracing cost per request (project/bench/
+#                                       # cost.py, about 3 minutes): rewrites its section of
+#                                       # BENCHMARKS.md
 #
 # Options (after the above): --duration 10s (per row), --clients 8,64, --events 20000 (end to
 # end), --entries 20000 (the store's insert_many), --rust-log info and --log-format json (the
@@ -23,11 +26,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-quick=0
+quick=0 cost=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cost) cost=1 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 command -v wrk >/dev/null 2>&1 || { echo "[bench] wrk not found: bash project/infra.sh tools installs it" >&2; exit 1; }
@@ -50,5 +54,10 @@ else
   cargo build --release --locked -p broker --example echo -p logger --example insert_many
 fi
 
+if [ "$cost" -eq 1 ]; then
+  args=()
+  for arg in "$@"; do [ "$arg" = --cost ] || args+=("$arg"); done
+  exec python3 project/bench/cost.py --bin-dir "$target/release" --echo "$target/release/examples/echo" "${args[@]}"
+fi
 exec python3 project/bench/bench.py --bin-dir "$target/release" \
   --echo "$target/$dir/examples/echo" --probe "$target/$dir/examples/insert_many" "$@"

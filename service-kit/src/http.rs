@@ -195,6 +195,9 @@ pub async fn bounded_body(
     mut request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !may_have_body(request.headers()) {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
     let timeout = request.app_data::<BodyTimeout>().map_or(DEFAULT_BODY_TIMEOUT, |timeout| timeout.0);
     let deadline = tokio::time::Instant::now() + timeout;
     let expired = Rc::new(Cell::new(false));
@@ -225,6 +228,14 @@ pub async fn bounded_body(
         error(StatusCode::REQUEST_TIMEOUT, format!("request body did not arrive within {} ms", timeout.as_millis()));
     timed_out.head_mut().set_connection_type(ConnectionType::Close);
     Ok(ServiceResponse::new(request, timed_out).map_into_right_body())
+}
+
+/// Whether an HTTP/1.1 request has a body: only with `Transfer-Encoding` or a `Content-Length`
+/// other than 0 (RFC 9112, 6.3). Most of the API's requests (`GET`s, `POST /`) have none, and
+/// skip the body's deadline stream.
+fn may_have_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0")
 }
 
 /// The fallback for unknown routes: a 404 in the envelope rather than an empty body. The path
@@ -260,8 +271,8 @@ impl AllowedHosts {
             Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => host,
         };
-        let name = normalised(name);
-        names.contains(&name)
+        let name = name.trim().trim_end_matches('.');
+        names.iter().any(|allowed| allowed.eq_ignore_ascii_case(name))
     }
 }
 
@@ -300,12 +311,14 @@ pub async fn allowed_host(
     let probe = matches!(request.path(), contract::paths::HEALTH | contract::paths::READY | contract::paths::METRICS);
     if let Some(allowed) = request.app_data::<AllowedHosts>().filter(|_| !probe) {
         // HTTP/1.1 puts the host in `Host`; an absolute-form request line in the URI.
-        let host = request.uri().authority().map(|authority| authority.as_str().to_owned()).or_else(|| {
-            request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        });
+        let host = request
+            .uri()
+            .authority()
+            .map(|authority| std::borrow::Cow::Borrowed(authority.as_str()))
+            .or_else(|| request.headers().get(header::HOST).map(|v| String::from_utf8_lossy(v.as_bytes())));
         match host {
             None => return Err(HostError::Missing.into()),
-            Some(host) if !allowed.allows(&host) => return Err(HostError::NotAllowed(host).into()),
+            Some(host) if !allowed.allows(&host) => return Err(HostError::NotAllowed(host.into_owned()).into()),
             Some(_) => {}
         }
     }

@@ -49,7 +49,7 @@ pub struct HttpService {
     body_timeout: Duration,
     allowed_hosts: http::AllowedHosts,
     /// Whether requests are measured ([`crate::metrics::record_http`]); `/metrics` is served
-    /// either way. Off only to measure what measuring costs (`service-kit/bench/metrics_cost.sh`).
+    /// either way. Off only to measure what measuring costs (`project/bench/run.sh --cost`).
     http_metrics: bool,
 }
 
@@ -63,7 +63,7 @@ impl HttpService {
             workers: None,
             body_timeout: settings.body_timeout,
             allowed_hosts: http::AllowedHosts::new(&settings.allowed_hosts),
-            http_metrics: true,
+            http_metrics: settings.http_metrics,
         }
     }
 

@@ -135,6 +135,23 @@ pub struct HttpSettings {
     /// own name too. `/health` and `/ready` answer any `Host` (probes use the pod's IP).
     #[serde(rename = "ALLOWED_HOSTS", default = "default_allowed_hosts", deserialize_with = "list")]
     pub allowed_hosts: Vec<String>,
+    /// `HTTP_METRICS=off` stops measuring requests (`http_server_*`; `/metrics` still answers):
+    /// only for measuring what the measuring costs (`project/bench/run.sh --cost`).
+    #[serde(rename = "HTTP_METRICS", default = "on", deserialize_with = "on_off")]
+    pub http_metrics: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+/// A switch: `on`/`true` or `off`/`false`, in any case.
+pub fn on_off<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    match String::deserialize(deserializer)?.to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(serde::de::Error::custom("expected `on` or `off`")),
+    }
 }
 
 fn default_allowed_hosts() -> Vec<String> {
@@ -157,6 +174,7 @@ impl HttpSettings {
             port,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             allowed_hosts: default_allowed_hosts(),
+            http_metrics: true,
         }
     }
 
@@ -335,6 +353,7 @@ mod tests {
             ("ORIGINS", "http://a, http://b,"),
             ("BODY_TIMEOUT_MS", "250"),
             ("ALLOWED_HOSTS", "broker, broker.micro.example.com,"),
+            ("HTTP_METRICS", "OFF"),
         ])
         .unwrap();
         assert_eq!(probe.name, "123", "a string that looks like a number stays a string");
@@ -343,6 +362,7 @@ mod tests {
             HttpSettings {
                 body_timeout: Duration::from_millis(250),
                 allowed_hosts: vec!["broker".into(), "broker.micro.example.com".into()],
+                http_metrics: false,
                 ..HttpSettings::ephemeral()
             }
         );

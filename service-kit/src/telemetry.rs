@@ -9,11 +9,13 @@
 //! exported over OTLP/HTTP by a batch processor's thread (a bounded queue too). Span creation
 //! follows `RUST_LOG` like the lines do.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
@@ -31,6 +33,10 @@ pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 
 /// How long one export request may take before it is given up (the batch is dropped).
 pub const OTLP_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a request's root span records its trace id as a field: for the human formats, whose
+/// lines show span fields; JSON lines have it at their top level anyway.
+static SPAN_TRACE_ID: AtomicBool = AtomicBool::new(false);
 
 /// Log lines waiting for the writer thread; more are dropped (tracing-appender's default).
 pub const LOG_QUEUE_LINES: usize = 128_000;
@@ -64,7 +70,9 @@ pub fn init(service: &str, env: &Env) -> Telemetry {
     let filter = filter_of(env);
     let plain = tracing_subscriber::fmt::layer().with_target(false).with_writer(writer.clone());
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let installed = match env.get(LOG_FORMAT) {
+    let format = env.get(LOG_FORMAT);
+    SPAN_TRACE_ID.store(matches!(format, Some("pretty" | "compact")), Ordering::Relaxed);
+    let installed = match format {
         Some("pretty") => registry.with(plain.pretty()).try_init(),
         // One line per event: what `project/stack.sh` shows, prefixed with the service's name.
         Some("compact") => registry.with(plain.compact()).try_init(),
@@ -111,6 +119,8 @@ where
         .with_context_activation(false)
         .with_threads(false)
         .with_location(false)
+        // No busy/idle time per span: two clock reads on every poll of every instrumented future.
+        .with_tracked_inactivity(false)
 }
 
 fn filter_of(env: &Env) -> EnvFilter {
@@ -157,6 +167,7 @@ where
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        SPAN_TRACE_ID.store(true, Ordering::Relaxed);
         let registry = tracing_subscriber::registry().with(test_otel_layer());
         let _ = if std::env::var_os("TEST_LOG").is_some() {
             let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
@@ -195,23 +206,24 @@ impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         let info = request.connection_info();
         let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+        // Plain `&str` values: a layer records a string as it is, a `%` value through a formatter.
         let span = tracing::info_span!(
             "HTTP request",
-            http.method = %clipped(request.method().as_str()),
-            http.route = %route,
-            http.flavor = ?request.version(),
-            http.host = %clipped(info.host()),
-            http.client_ip = %clipped(info.realip_remote_addr().unwrap_or("")),
-            http.user_agent = %clipped(header(actix_web::http::header::USER_AGENT).unwrap_or("")),
-            http.target = %clipped(target),
-            http.status_code = tracing::field::Empty,
+            http.method = &*clipped(request.method().as_str()),
+            http.route = route.as_str(),
+            http.host = &*clipped(info.host()),
+            http.client_ip = &*clipped(info.realip_remote_addr().unwrap_or("")),
+            http.user_agent = &*clipped(header(actix_web::http::header::USER_AGENT).unwrap_or("")),
+            http.target = &*clipped(target),
             otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
-            exception.message = tracing::field::Empty,
         );
         crate::trace::set_parent(&span, &crate::trace::HeaderExtractor(request.headers()));
-        if let Some(trace_id) = crate::trace::trace_id(&span) {
+        // JSON lines carry the trace id at their top level; only the human formats need it as a
+        // span field (json-subscriber re-serialises a span's every field on each record).
+        if SPAN_TRACE_ID.load(Ordering::Relaxed)
+            && let Some(trace_id) = crate::trace::trace_id(&span)
+        {
             span.record("trace_id", trace_id);
         }
         span
@@ -225,22 +237,27 @@ impl tracing_actix_web::RootSpanBuilder for BoundedRootSpan {
             Ok(response) => (response.status(), response.response().error()),
             Err(error) => (error.as_response_error().status_code(), Some(error)),
         };
-        span.record("http.status_code", status.as_u16());
-        span.record("otel.status_code", if status.is_server_error() { "ERROR" } else { "OK" });
+        // Straight to the OpenTelemetry span, not recorded as tracing fields: the log layers would
+        // re-serialise the span for lines that, for an answer under 400, are never written. A
+        // refusal's or failure's line carries the status and the message itself.
+        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
         if status.as_u16() < 400 {
             return;
         }
-        if let Some(error) = error {
-            span.record("exception.message", &*clipped(&error.to_string()));
+        let message = error.map(|error| clipped(&error.to_string()).into_owned());
+        if status.is_server_error() {
+            // OpenTelemetry's HTTP conventions: a server span is an error for a 5xx only.
+            span.set_status(opentelemetry::trace::Status::error(message.clone().unwrap_or_default()));
         }
         span.in_scope(|| match error {
             Some(error) if status.is_server_error() => {
                 let details = format!("{:?}", error.as_response_error());
-                tracing::error!(status = status.as_u16(), error.details = %clipped(&details), "request failed");
+                tracing::error!(status = status.as_u16(), exception.message = message.as_deref(), error.details = %clipped(&details),
+                    "request failed");
             }
             _ if status.is_server_error() => tracing::error!(status = status.as_u16(), "request failed"),
             // A 404 or a 405 has no error, only its status.
-            _ => tracing::warn!(status = status.as_u16(), "request refused"),
+            _ => tracing::warn!(status = status.as_u16(), exception.message = message.as_deref(), "request refused"),
         });
     }
 }

@@ -10,7 +10,6 @@ use contract::{Envelope, paths};
     tag = "broker",
     responses((status = 200, description = "\"Hit the broker\"", body = Envelope)),
 )]
-#[tracing::instrument(name = "hit")]
 pub async fn hit() -> HttpResponse {
     HttpResponse::Ok().json(Envelope::ok("Hit the broker"))
 }
