@@ -10,6 +10,7 @@
 //! - [`stores`]: a Postgres or MongoDB database of a test's own, and [`stored_logs`];
 //! - [`mail`]: the SMTP catcher's API;
 //! - [`metrics`]: a service's `GET /metrics` read by series ([`scrape`]), `promtool` on it;
+//! - [`otlp`]: an [`OtlpReceiver`] of a test's own, the spans a service exports, decoded;
 //! - [`process`]: [`ChildServer`], a server process of a test's own, and [`ScratchDir`];
 //! - [`proxy`]: a TCP [`Proxy`] in front of a real server that holds back or cuts chosen chunks,
 //!   or plays a server down or hung;
@@ -29,6 +30,7 @@ pub mod edge;
 pub mod logs;
 pub mod mail;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod rabbit;
@@ -41,6 +43,7 @@ pub use edge::{Undeclared, assert_edge_answers};
 pub use logs::{CapturedLogs, capture_logs};
 pub use mail::{CaughtAddress, CaughtMail, MailCatcher};
 pub use metrics::{Scrape, assert_promtool_passes, scrape};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};

@@ -4,7 +4,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use service_kit::testing::{ChildServer, free_port};
+use service_kit::testing::{ChildServer, ScratchDir, free_port};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -50,4 +50,41 @@ async fn a_child_server_that_exits_before_listening_fails_the_test_at_once() {
 async fn a_child_server_that_never_listens_fails_the_test_at_its_deadline() {
     let patience = Duration::from_millis(200);
     ChildServer::start("a silent process", shell("exec sleep 30"), &[free_port()], patience).await;
+}
+
+/// A Python HTTP server on `port` that, on SIGTERM, runs `on_term` (a Python statement).
+fn python_server(port: u16, on_term: &str) -> Command {
+    let script = format!(
+        "import http.server, signal, sys\n\
+         signal.signal(signal.SIGTERM, {on_term})\n\
+         http.server.HTTPServer(('127.0.0.1', {port}), http.server.BaseHTTPRequestHandler).serve_forever()"
+    );
+    let mut command = Command::new("python3");
+    command.args(["-u", "-c", &script]);
+    command
+}
+
+#[tokio::test]
+async fn terminate_sends_sigterm_and_returns_once_the_process_has_done_its_shutdown_work() {
+    let port = free_port();
+    let scratch = ScratchDir::new("terminate");
+    let mark = scratch.path().join("flushed");
+    let on_term = format!("lambda *_: (open({:?}, 'w').write('flushed'), sys.exit(0))", mark.display().to_string());
+    let server =
+        ChildServer::start("a Python server that flushes on SIGTERM", python_server(port, &on_term), &[port], PATIENCE)
+            .await;
+
+    let status = server.terminate(PATIENCE).await;
+
+    assert!(status.success(), "it exited by itself, not killed: {status}");
+    assert_eq!(std::fs::read_to_string(&mark).ok().as_deref(), Some("flushed"), "its shutdown work is done");
+}
+
+#[tokio::test]
+#[should_panic(expected = "waiting for a server deaf to SIGTERM to exit after SIGTERM")]
+async fn terminate_fails_the_test_when_the_process_outlives_its_patience() {
+    let port = free_port();
+    let server =
+        ChildServer::start("a server deaf to SIGTERM", python_server(port, "signal.SIG_IGN"), &[port], PATIENCE).await;
+    server.terminate(Duration::from_millis(300)).await;
 }

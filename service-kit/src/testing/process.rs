@@ -97,6 +97,19 @@ impl ChildServer {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// Stops it as a supervisor does (SIGTERM to the process itself) and waits, for at most
+    /// `patience`, until it has exited: what it does on the way out (drain requests, flush logs
+    /// and spans) is done when this returns. Panics, showing its output, past the deadline.
+    pub async fn terminate(mut self, patience: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+        assert!(sent.is_ok_and(|status| status.success()), "cannot send SIGTERM to {} (pid {pid})", self.what);
+        let what = format!("{} to exit after SIGTERM", self.what);
+        let child = &mut self.child;
+        eventually(&what, patience, || std::future::ready(child.try_wait().ok().flatten())).await
+        // Dropped here: the rest of its group (if any) is killed.
+    }
 }
 
 /// Appends everything `stream` yields to `output`, in a thread that ends at end of stream.
