@@ -117,3 +117,17 @@ async fn a_page_of_an_allowed_origin_may_read_the_timings_and_the_trace() {
     assert!(allowed.contains(&origin.to_lowercase()), "Timing-Allow-Origin {allowed:?} lacks {origin}");
     assert!(!allowed.iter().any(|o| o == "*"), "only the allowed origins, not everyone: {allowed:?}");
 }
+
+#[tokio::test]
+async fn a_login_whose_event_cannot_be_published_names_the_failed_publish() {
+    let stack = crate::stack::spawn_stack_with(|settings| {
+        settings.rabbit_url =
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", service_kit::testing::closed_port()).into();
+    })
+    .await;
+    let answer = stack.broker.handle(&auth("verysecret")).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    // The publish fails at once (connection refused): the answer names the failed hop.
+    assert_eq!(hops(&answer, "RabbitMQ down"), ["auth", "event", "total"]);
+    stack.cleanup().await;
+}
