@@ -27,6 +27,7 @@ use service_kit::settings;
 
 use crate::downstream::{DownstreamError, Service};
 use crate::metrics::{self, CircuitState};
+use crate::timing::{self, Hop};
 
 /// The breakers' settings; one section of the broker's `Settings`, the same for every downstream.
 #[derive(Debug, Clone, Deserialize)]
@@ -184,7 +185,8 @@ impl Breaker {
     }
 
     /// [`Breaker::call`], measured: the hop's duration by `action` and outcome
-    /// ([`metrics::DOWNSTREAM_DURATION`]). Every hop of `/handle` goes through this.
+    /// ([`metrics::DOWNSTREAM_DURATION`]), and in the answer's `Server-Timing` ([`timing`]).
+    /// Every hop of `/handle` goes through this.
     pub async fn hop<T, E>(
         &self,
         action: &'static str,
@@ -195,7 +197,9 @@ impl Breaker {
     {
         let started = Instant::now();
         let outcome = self.call(hop).await;
-        metrics::record_hop(self.service, action, metrics::outcome(&outcome), started.elapsed());
+        let took = started.elapsed();
+        metrics::record_hop(self.service, action, metrics::outcome(&outcome), took);
+        timing::record(Hop::of(self.service, action), took);
         outcome
     }
 

@@ -13,7 +13,8 @@
 //! [`state::AppState`]. [`protect`] checks the bearer token of the actions that need one;
 //! [`limits`] refuses, with 429, a client over its rate and a login after too many failures.
 //! [`breaker`] stops calling a downstream that keeps failing and answers 503 at once instead.
-//! [`metrics`] names what the broker records for Prometheus (`GET /metrics`).
+//! [`metrics`] names what the broker records for Prometheus (`GET /metrics`); [`timing`] names
+//! each hop of a request and its duration in the answer's `Server-Timing`.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod timing;
 
 pub use downstream::Downstreams;
 pub use settings::Settings;

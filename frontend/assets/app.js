@@ -1,6 +1,8 @@
 // The test page's behaviour: each button sends the Go original's request to the broker and
 // shows exactly what went out and what came back; the log view polls the broker's `logs`
 // action. Text from the network is only ever set with textContent, never parsed as HTML.
+// Each answer's `Server-Timing` (the broker's hops) is drawn as a small waterfall beside it,
+// with the trace id of its `traceresponse`; a click on a log entry shows the entry's trace id.
 "use strict";
 
 (() => {
@@ -25,6 +27,9 @@
     status: $("status"),
     logs: $("logs"),
     logsState: $("logs-state"),
+    timing: $("timing"),
+    traceId: $("trace-id"),
+    entryTrace: $("entry-trace"),
   };
 
   // The bodies of the Go original's test page; `event` carries its payload under `log`.
@@ -85,7 +90,13 @@
     if (token !== null) init.headers.Authorization = `Bearer ${token}`;
     try {
       const response = await fetch(brokerUrl + path, init);
-      return { status: response.status, text: await response.text() };
+      return {
+        status: response.status,
+        text: await response.text(),
+        // Readable across origins because the broker's CORS exposes them.
+        timing: response.headers.get("server-timing"),
+        traceresponse: response.headers.get("traceresponse"),
+      };
     } catch (error) {
       if (error.name === "AbortError") throw new Error(`no answer within ${TIMEOUT_MS / 1000} s`);
       throw error;
@@ -128,6 +139,57 @@
     while (els.output.children.length > MAX_OUTPUT_LINES) els.output.lastElementChild.remove();
   }
 
+  // `auth;dur=231.4, event;dur=1.2, total;dur=233.0` → [{ name, dur }]; an entry without a
+  // duration has `dur` null.
+  function parseServerTiming(header) {
+    if (!header) return [];
+    return header.split(",").map((entry) => {
+      const [name, ...params] = entry.split(";").map((part) => part.trim());
+      const dur = params.map((param) => /^dur=([0-9.]+)$/.exec(param)).find(Boolean);
+      return { name, dur: dur ? Number(dur[1]) : null };
+    }).filter((hop) => hop.name);
+  }
+
+  // `00-<trace_id>-<span_id>-<flags>` → the trace id, or null.
+  function traceIdOf(traceresponse) {
+    const match = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(String(traceresponse ?? "").trim());
+    return match ? match[1] : null;
+  }
+
+  function showTrace(traceId) {
+    els.traceId.textContent = traceId ?? "none (the answer has no traceresponse)";
+    els.traceId.classList.toggle("muted", traceId === null);
+    if (traceId === null) delete els.traceId.dataset.traceId;
+    else els.traceId.dataset.traceId = traceId;
+  }
+
+  // One row per hop: its name, a bar as wide as its share of the total, and its duration.
+  function renderTiming(header) {
+    const hops = parseServerTiming(header);
+    if (hops.length === 0) {
+      els.timing.replaceChildren(element("li", "no Server-Timing in the answer", "muted placeholder"));
+      return;
+    }
+    const total = hops.find((hop) => hop.name === "total")?.dur ?? Math.max(...hops.map((hop) => hop.dur ?? 0));
+    els.timing.replaceChildren(...hops.map((hop) => {
+      const row = element("li", null, hop.name === "total" ? "hop hop-total" : "hop");
+      row.dataset.hop = hop.name;
+      const bar = element("span", null, "hop-bar");
+      bar.setAttribute("aria-hidden", "true");
+      const fill = element("span", null, "hop-fill");
+      // Set through the CSSOM, which the page's CSP (no inline style) allows.
+      const share = hop.dur !== null && total > 0 ? Math.min(100, (hop.dur / total) * 100) : 0;
+      fill.style.width = `${share}%`;
+      bar.append(fill);
+      row.append(
+        element("span", hop.name, "hop-name"),
+        bar,
+        element("span", hop.dur === null ? "—" : `${hop.dur.toFixed(1)} ms`, "hop-ms"),
+      );
+      return row;
+    }));
+  }
+
   async function send(key, button) {
     const request = REQUESTS[key];
     const bodyText = request.body === null ? null : JSON.stringify(request.body, null, 2);
@@ -135,12 +197,16 @@
     els.sent.textContent = bodyText === null ? "(empty body)" : bodyText;
     els.received.textContent = "waiting for the broker…";
     delete els.received.dataset.action;
+    els.timing.replaceChildren(element("li", "waiting…", "muted placeholder"));
+    showTrace(null);
     setStatus("pending", "sending…");
     button.disabled = true;
     try {
-      const { status, text } = await post(request.path, bodyText);
+      const { status, text, timing, traceresponse } = await post(request.path, bodyText);
       const body = parse(text);
       const kind = kindOf(status, body);
+      renderTiming(timing);
+      showTrace(traceIdOf(traceresponse));
       els.received.textContent = body === undefined ? text : JSON.stringify(body, null, 2);
       els.received.dataset.action = key;
       setStatus(kind, kind === "queued" ? `${status} queued` : `${status} ${REASONS[status] ?? ""}`.trim());
@@ -154,6 +220,7 @@
     } catch (error) {
       const hint = `Is the broker running at ${brokerUrl}, and does it allow requests from ${location.origin}?`;
       els.received.textContent = `Request failed: ${error.message}\n${hint}`;
+      els.timing.replaceChildren(element("li", "no answer", "muted placeholder"));
       els.received.dataset.action = key;
       setStatus("error", "network error");
       addOutput("error", request.label, "—", `could not reach the broker: ${error.message}`);
@@ -165,6 +232,7 @@
   // --- the live log view ------------------------------------------------------------------
 
   let shownIds = null; // ids in the previous render; new ones are highlighted
+  let selectedId = null; // the entry whose trace id is shown, kept across re-renders
   let inFlight = false;
   let again = false;
 
@@ -204,7 +272,33 @@
     if (fullData.length > MAX_DATA_CHARS) data.title = fullData;
 
     row.append(time, level, name, data);
+    // A click (or Enter) shows the entry's trace id below the table.
+    row.tabIndex = 0;
+    row.title = "Show this entry's trace id";
+    if (entry.id === selectedId) row.classList.add("selected");
+    row.addEventListener("click", () => selectEntry(entry, row));
+    row.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        selectEntry(entry, row);
+      }
+    });
     return row;
+  }
+
+  // Stored entries carry the trace id of the request that caused them (`trace_id`), when the
+  // logger stores one.
+  function selectEntry(entry, row) {
+    selectedId = entry.id;
+    for (const other of els.logs.querySelectorAll("tr.selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    const traceId = typeof entry.trace_id === "string" && entry.trace_id !== "" ? entry.trace_id : null;
+    els.entryTrace.className = "entry-trace";
+    els.entryTrace.dataset.entryId = entry.id;
+    const what = `${entry.name} at ${row.querySelector(".col-time")?.textContent ?? ""}: `;
+    const id = element("code", traceId ?? "no trace id", traceId === null ? "muted" : "");
+    id.id = "entry-trace-id";
+    els.entryTrace.replaceChildren(document.createTextNode(`${what}trace `), id);
   }
 
   function renderLogs(entries) {
@@ -266,6 +360,10 @@
     els.sent.replaceChildren(element("span", "Nothing sent yet…", "muted"));
     els.received.replaceChildren(element("span", "Nothing received yet…", "muted"));
     delete els.received.dataset.action;
+    els.timing.replaceChildren(element("li", "No request yet.", "muted placeholder"));
+    els.traceId.textContent = "none yet";
+    els.traceId.classList.add("muted");
+    delete els.traceId.dataset.traceId;
     setStatus("idle", "no request yet");
   });
 

@@ -341,6 +341,13 @@ pub async fn trace_response(
     Ok(response)
 }
 
+/// The header naming each hop of a request and its duration (W3C Server Timing); the broker
+/// writes it, CORS lets the test page (another origin) read it.
+pub const SERVER_TIMING: &str = "server-timing";
+/// The origins whose pages may see a response's timings (Resource Timing): browsers show
+/// `Server-Timing` of a cross-origin call only to them.
+pub const TIMING_ALLOW_ORIGIN: &str = "timing-allow-origin";
+
 /// The JSON API's answer to framing: none.
 pub const API_CONTENT_SECURITY_POLICY: &str = "frame-ancestors 'none'";
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, http::header, web};
 use tracing_actix_web::TracingLogger;
 
@@ -116,7 +116,14 @@ impl HttpService {
                     header::AUTHORIZATION,
                     header::HeaderName::from_static(crate::trace::TRACEPARENT),
                 ])
+                // A page may read what names its request's trace and hops.
+                .expose_headers([
+                    header::HeaderName::from_static(crate::trace::TRACERESPONSE),
+                    header::HeaderName::from_static(http::SERVER_TIMING),
+                ])
                 .max_age(3600);
+            // The same origins see the answers' timings (devtools, `PerformanceResourceTiming`).
+            let timing_allow_origin = DefaultHeaders::new().add((http::TIMING_ALLOW_ORIGIN, origins.join(", ")));
             // Innermost first: the 408 of a stalled body gets CORS headers and a span too; a
             // foreign host is refused before CORS looks at the origin; every refusal, CORS's
             // too, is logged, then put in the envelope; every answer gets the security headers;
@@ -125,6 +132,7 @@ impl HttpService {
             App::new()
                 .wrap(from_fn(http::bounded_body))
                 .wrap(Condition::new(!origins.is_empty(), cors))
+                .wrap(Condition::new(!origins.is_empty(), timing_allow_origin))
                 .wrap(from_fn(http::allowed_host))
                 .wrap(from_fn(http::trace_response))
                 .wrap(TracingLogger::<telemetry::BoundedRootSpan>::new())

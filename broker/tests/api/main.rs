@@ -19,4 +19,5 @@ mod mail_queue;
 mod metrics;
 mod stack;
 mod subjects;
+mod timing;
 mod tokens;

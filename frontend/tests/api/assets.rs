@@ -45,6 +45,17 @@ async fn a_queued_mail_shows_as_queued_not_as_an_error() {
 }
 
 #[tokio::test]
+async fn the_script_reads_the_hops_and_the_trace_of_each_answer() {
+    let app = spawn_app().await;
+    let script = app.get("/static/app.js").await.text().await.unwrap();
+    for excerpt in [r#"headers.get("server-timing")"#, r#"headers.get("traceresponse")"#, "entry.trace_id"] {
+        assert!(script.contains(excerpt), "app.js should contain {excerpt}");
+    }
+    // The bars' widths go through the CSSOM: the page's policy forbids inline style attributes.
+    assert!(!script.contains(r#"setAttribute("style""#), "an inline style the CSP would drop");
+}
+
+#[tokio::test]
 async fn an_unknown_asset_is_a_404() {
     let app = spawn_app().await;
     let cases = [("/static/nope.js", "no such file"), ("/static/..%2FCargo.toml", "a path outside the assets")];

@@ -16,7 +16,8 @@ async fn the_page_is_served_as_html_with_every_button_and_pane() {
     ] {
         assert!(html.contains(&format!(r#"id="{id}">{label}</button>"#)), "button {label} is missing");
     }
-    for id in ["output", "sent", "received", "status", "logs", "mailcatcher-link"] {
+    for id in ["output", "sent", "received", "status", "timing", "trace-id", "logs", "entry-trace", "mailcatcher-link"]
+    {
         assert!(html.contains(&format!(r#"id="{id}""#)), "element #{id} is missing");
     }
 }

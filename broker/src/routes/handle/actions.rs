@@ -1,6 +1,6 @@
 //! One function per `/handle` action: the hop it makes and what the caller gets back.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -19,13 +19,14 @@ use tracing::Instrument;
 use super::HandleError;
 use crate::breaker::Breaker;
 use crate::downstream::{DownstreamError, Downstreams, Service, go_original};
-use crate::metrics;
+use crate::{metrics, timing};
 
 /// The name of the events that record login attempts.
 pub const LOGIN_EVENT_NAME: &str = "authentication";
 
 /// `auth`: checks the credentials with the authentication service; a wrong pair is a 401.
-/// Every answered attempt is recorded as an event (never with the password).
+/// Every answered attempt is recorded as an event (never with the password); the answer waits
+/// for it at most [`LOGIN_EVENT_WAIT`].
 #[tracing::instrument(name = "action.auth", skip_all, fields(email = %credentials.email))]
 pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result<HttpResponse, HandleError> {
     let answer = downstreams
@@ -38,7 +39,7 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
         Ok(Envelope { data: Some(user), .. }) => {
             // Recorded as the subject of the token just issued (authentication signs `sub` = id).
             let sub = user.token.is_some().then(|| user.user.id.to_string());
-            emit_login_event(downstreams, Level::Info, format!("{email} logged in"), sub);
+            emit_login_event(downstreams, Level::Info, format!("{email} logged in"), sub).await;
             Ok(envelope(StatusCode::ACCEPTED, &Envelope::with_data("Authenticated!", user)))
         }
         Ok(Envelope { data: None, .. }) => Err(DownstreamError::Failed {
@@ -48,16 +49,23 @@ pub async fn auth(downstreams: &Downstreams, credentials: Credentials) -> Result
         .into()),
         // Ours answers 401, the Go original 400 `invalid credentials`: the caller gets 401 for both.
         Err(error) if go_original::is_wrong_credentials(&error) => {
-            emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"), None);
+            emit_login_event(downstreams, Level::Warning, format!("failed login for {email}"), None).await;
             Err(HandleError::InvalidCredentials)
         }
         Err(error) => Err(error.into()),
     }
 }
 
-/// Publishes a login event in the background: the caller's answer never waits for RabbitMQ,
-/// and a failure to publish is logged, not returned. The publisher's timeout bounds the task.
-fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: Option<String>) {
+/// How long the answer to `auth` waits for its login event to be confirmed: long enough for a
+/// publish to a RabbitMQ that is up (a few ms; so the answer's `Server-Timing` names the hop),
+/// short next to the password check (bcrypt, ~230 ms), so a RabbitMQ that hangs adds little to
+/// a login until its circuit opens.
+pub const LOGIN_EVENT_WAIT: Duration = Duration::from_millis(250);
+
+/// Publishes a login event in a task of its own: a failure to publish is logged, not returned,
+/// and the publish goes on when the answer stops waiting for it ([`LOGIN_EVENT_WAIT`]) or the
+/// caller goes away. The publisher's timeout bounds the task.
+async fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: Option<String>) {
     // A constant name and an address with a few words are always within the log limits.
     let (Ok(name), Ok(data)) = (LOGIN_EVENT_NAME.parse(), data.parse()) else {
         return tracing::warn!("the login event is outside the log limits; not recorded");
@@ -65,14 +73,18 @@ fn emit_login_event(downstreams: &Downstreams, level: Level, data: String, sub: 
     let event = LogEvent::new(LogPayload { name, data, level: Some(level) }, sub);
     let (events, breaker) = (downstreams.events.clone(), downstreams.breakers.rabbit.clone());
     let span = tracing::info_span!("login_event", event_id = %event.id);
-    tokio::spawn(
+    let published = tokio::spawn(timing::carry(
         async move {
             if let Err(error) = publish(&breaker, "auth", events.publish(&event)).await {
                 tracing::warn!(%error, "could not record the login attempt");
             }
         }
         .instrument(span),
-    );
+    ));
+    // Dropping the handle (on the timeout) leaves the task running.
+    if tokio::time::timeout(LOGIN_EVENT_WAIT, published).await.is_err() {
+        tracing::info!(wait_ms = LOGIN_EVENT_WAIT.as_millis(), "the login event is not confirmed yet; answering");
+    }
 }
 
 /// `log`: stores the entry, with the caller's token subject, through the logger's RPC server.

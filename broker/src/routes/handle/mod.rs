@@ -81,6 +81,10 @@ impl ResponseError for HandleError {
 }
 
 /// Dispatches one action to the service that performs it.
+///
+/// Every answer, an error too, carries `Server-Timing`: each hop the request made, in the order
+/// they ended, with its duration in ms (`auth`, `log`, `logs`, `mail`, `event`, `mail-job`), then
+/// the handler's `total`, e.g. `auth;dur=231.4, event;dur=1.2, total;dur=233.0`.
 #[utoipa::path(
     post,
     path = paths::broker::HANDLE,
