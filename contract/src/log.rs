@@ -303,7 +303,7 @@ text_newtype!(
     validate::text_schema(format!(
         "A W3C trace id (the second part of `traceparent`): {TRACE_ID_HEX_DIGITS} lowercase hex digits, not all zero."
     ))
-    .pattern(Some(format!("^[0-9a-f]{{{TRACE_ID_HEX_DIGITS}}}$")))
+    .pattern(Some(format!("^(?!0{{{TRACE_ID_HEX_DIGITS}}}$)[0-9a-f]{{{TRACE_ID_HEX_DIGITS}}}$")))
     .min_length(Some(TRACE_ID_HEX_DIGITS))
     .max_length(Some(TRACE_ID_HEX_DIGITS))
 );

@@ -20,3 +20,4 @@ mod metrics;
 mod stack;
 mod subjects;
 mod tokens;
+mod trace;
