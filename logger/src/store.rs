@@ -518,7 +518,14 @@ mod tests {
 
     #[test]
     fn a_document_without_an_event_id_has_no_event_id_field() {
-        let entry = LogEntry { name: "n".into(), data: "d".into(), level: Level::Warning, event_id: None, sub: None, trace_id: None };
+        let entry = LogEntry {
+            name: "n".into(),
+            data: "d".into(),
+            level: Level::Warning,
+            event_id: None,
+            sub: None,
+            trace_id: None,
+        };
         let doc = bson::to_document(&LogDocument::new(entry)).unwrap();
         assert!(!doc.contains_key("event_id"), "{doc}");
         assert!(!doc.contains_key("sub"), "{doc}");
@@ -539,8 +546,14 @@ mod tests {
     #[test]
     fn event_ids_round_trip_as_hyphenated_uuids() {
         let id = uuid::Uuid::new_v4();
-        let entry =
-            LogEntry { name: "n".into(), data: String::new(), level: Level::Info, event_id: Some(id), sub: None, trace_id: None };
+        let entry = LogEntry {
+            name: "n".into(),
+            data: String::new(),
+            level: Level::Info,
+            event_id: Some(id),
+            sub: None,
+            trace_id: None,
+        };
         let doc = LogDocument::new(entry);
         assert_eq!(doc.event_id.as_deref(), Some(id.hyphenated().to_string().as_str()));
         assert_eq!(doc.into_stored().event_id, Some(id));

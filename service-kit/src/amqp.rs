@@ -707,7 +707,8 @@ mod tests {
         let trace_id = trace::trace_id(&request).unwrap();
         publisher.publish_mail(&MailJob::new(mail.unwrap())).instrument(request).await.unwrap();
         let delivery = get(&channel, &topology.queue).await.expect("the job is in the queue").delivery;
-        let traceparent = HeaderTable(delivery.properties.headers().as_ref()).get(trace::TRACEPARENT).map(str::to_owned);
+        let traceparent =
+            HeaderTable(delivery.properties.headers().as_ref()).get(trace::TRACEPARENT).map(str::to_owned);
         assert_eq!(traceparent.as_deref().and_then(|t| t.split('-').nth(1)), Some(trace_id.as_str()));
         topology.delete(&channel).await.unwrap();
     }

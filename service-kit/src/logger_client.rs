@@ -254,7 +254,14 @@ mod tests {
     use super::*;
 
     fn entry() -> LogEntry {
-        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None, sub: None, trace_id: None }
+        LogEntry {
+            name: "n".into(),
+            data: "d".into(),
+            level: contract::log::Level::Info,
+            event_id: None,
+            sub: None,
+            trace_id: None,
+        }
     }
 
     #[tokio::test]
@@ -350,16 +357,26 @@ mod codec_tests {
             (LoggerRequest::WriteMany { entries: vec![entry(id, None), entry(None, Some("7"))] }, "a batch"),
             (LoggerRequest::WriteMany { entries: vec![] }, "an empty batch"),
             (
-                LoggerRequest::WriteLog { entry: entry(id, None).in_trace(Some("4bf92f3577b34da6a3ce929d0e0e4736".into())) },
+                LoggerRequest::WriteLog {
+                    entry: entry(id, None).in_trace(Some("4bf92f3577b34da6a3ce929d0e0e4736".into())),
+                },
                 "an entry of a trace",
             ),
             (LoggerRequest::Recent { limit: 20, before: None, trace_id: None }, "the first page"),
             (
-                LoggerRequest::Recent { limit: u32::MAX, before: Some("65f1c0ffee0000000000abcd".into()), trace_id: None },
+                LoggerRequest::Recent {
+                    limit: u32::MAX,
+                    before: Some("65f1c0ffee0000000000abcd".into()),
+                    trace_id: None,
+                },
                 "a next page",
             ),
             (
-                LoggerRequest::Recent { limit: 5, before: None, trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()) },
+                LoggerRequest::Recent {
+                    limit: 5,
+                    before: None,
+                    trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                },
                 "one trace's entries",
             ),
             (LoggerRequest::Get { id: "65f1c0ffee0000000000abcd".into() }, "one entry"),

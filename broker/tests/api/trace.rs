@@ -62,7 +62,10 @@ async fn an_auths_login_event_carries_the_actions_trace_id() {
     let answer = stack.broker.handle(&wrong).await;
     assert_eq!(answer.status, 401, "{}", answer.body);
     let entry = stack
-        .wait_for_entry("the failed login", doc! { "name": "authentication", "data": "failed login for admin@example.com" })
+        .wait_for_entry(
+            "the failed login",
+            doc! { "name": "authentication", "data": "failed login for admin@example.com" },
+        )
         .await;
     assert_eq!(entry.get_str("trace_id").unwrap(), answered_trace(&answer), "the broker's own trace: {entry}");
     stack.cleanup().await;
@@ -73,7 +76,8 @@ async fn logs_with_a_trace_id_lists_only_that_traces_entries() {
     let stack = spawn_stack().await;
     let names = [unique_name("first"), unique_name("second"), unique_name("other")];
     for (name, trace_id) in names.iter().zip([TRACE, TRACE, OTHER]) {
-        let answer = handle_in_trace(&stack, trace_id, &json!({"action": "log", "log": {"name": name, "data": "d"}})).await;
+        let answer =
+            handle_in_trace(&stack, trace_id, &json!({"action": "log", "log": {"name": name, "data": "d"}})).await;
         assert_eq!(answer.status, 202, "{}", answer.body);
     }
     let listed = |answer: Answer| -> Vec<(String, String)> {
