@@ -70,7 +70,14 @@ impl LogEvent {
 
     /// The entry the listener asks the logger to store.
     pub fn into_entry(self) -> LogEntry {
-        LogEntry { name: self.name, data: self.data, level: self.level, event_id: Some(self.id), sub: self.sub }
+        LogEntry {
+            name: self.name,
+            data: self.data,
+            level: self.level,
+            event_id: Some(self.id),
+            sub: self.sub,
+            trace_id: None,
+        }
     }
 }
 

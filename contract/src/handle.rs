@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::Credentials;
-use crate::log::{EntryId, LogPayload, RecentLimit};
+use crate::log::{EntryId, LogPayload, RecentLimit, TraceId};
 use crate::mail::MailPayload;
 use crate::validate::{self, ValidationError};
 
@@ -42,6 +42,10 @@ pub struct LogsQuery {
     /// of this one. No entry with this id: 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<EntryId>,
+    /// Only entries caused by the request of this trace (the `trace_id` of a log line, or of a
+    /// `traceparent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
 }
 
 impl LogsQuery {
@@ -186,12 +190,13 @@ mod tests {
 
     #[test]
     fn parse_reads_what_serde_writes_for_every_action() {
-        let bodies: [&[u8]; 6] = [
+        let bodies: [&[u8]; 7] = [
             br#"{"action":"auth","auth":{"email":"admin@example.com","password":"verysecret"}}"#,
             br#"{"action":"log","log":{"name":"event","data":"d","level":"WARNING"}}"#,
             br#"{"action":"event","log":{"name":"event","data":"d"}}"#,
             br#"{"action":"mail","mail":{"to":"you@there.com","subject":"s","message":"m"}}"#,
             br#"{"action":"logs","logs":{"limit":5}}"#,
+            br#"{"action":"logs","logs":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#,
             br#"{"action":"logs"}"#,
         ];
         let mut actions = Vec::new();
@@ -221,6 +226,13 @@ mod tests {
             panic!()
         };
         assert_eq!(logs.before.map(EntryId::into_inner).as_deref(), Some("65f1c0ffee0000000000abcd"));
+        let HandleRequest::Logs { logs } =
+            HandleRequest::parse(br#"{"action":"logs","logs":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#)
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(logs.trace_id.map(TraceId::into_inner).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 
     #[test]
@@ -235,7 +247,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_fail_with_a_message_that_names_the_problem() {
-        let cases: [(&str, &[u8], &str); 18] = [
+        let cases: [(&str, &[u8], &str); 19] = [
             ("not JSON", b"{not json", "not valid JSON"),
             ("empty body", b"", "not valid JSON"),
             ("an array", b"[1,2]", "must be a JSON object"),
@@ -279,6 +291,11 @@ mod tests {
                 "a before that is not an id",
                 br#"{"action":"logs","logs":{"before":"last"}}"#,
                 "invalid field `logs.before`: must be an entry id of 24 hex digits",
+            ),
+            (
+                "a trace id that is not one",
+                br#"{"action":"logs","logs":{"trace_id":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}"#,
+                "invalid field `logs.trace_id`: must be a trace id of 32 lowercase hex digits",
             ),
             (
                 "a negative limit",

@@ -69,6 +69,7 @@ impl LogPayload {
             level: self.level.unwrap_or_default(),
             event_id,
             sub,
+            trace_id: None,
         }
     }
 }
@@ -212,11 +213,21 @@ pub struct LogEntry {
     /// payloads of clients that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// The trace of the request that caused the entry ([`TraceId`]'s rule): directly, through
+    /// the listener, or as a login event. Absent in the payloads of clients that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl LogEntry {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_fields(&self.name, &self.data, self.sub.as_deref())
+        check_fields(&self.name, &self.data, self.sub.as_deref())?;
+        self.trace_id.as_deref().map_or(Ok(()), TraceId::check).map_err(|problem| problem.at("trace_id"))
+    }
+
+    /// The same entry, recorded as caused by the trace `trace_id` (the current span's, say).
+    pub fn in_trace(self, trace_id: Option<String>) -> Self {
+        Self { trace_id, ..self }
     }
 }
 
@@ -258,6 +269,45 @@ text_newtype!(
         .max_length(Some(ENTRY_ID_HEX_DIGITS))
 );
 
+/// The hex digits of a W3C trace id.
+pub const TRACE_ID_HEX_DIGITS: usize = 32;
+
+/// A W3C Trace Context trace id: [`TRACE_ID_HEX_DIGITS`] lowercase hex digits, not all zero (the
+/// invalid id), as `traceparent` carries it and every log line records it; the filter of a
+/// listing by trace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TraceId(String);
+
+impl TraceId {
+    pub fn parse(value: String) -> Result<Self, Problem> {
+        Self::check(&value)?;
+        Ok(Self(value))
+    }
+
+    /// The rule, for the plain field of [`LogEntry`] and the RPC filter.
+    pub fn check(value: &str) -> Result<(), Problem> {
+        let hex = value.len() == TRACE_ID_HEX_DIGITS && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex {
+            return Err(Problem::new(format!("must be a trace id of {TRACE_ID_HEX_DIGITS} lowercase hex digits")));
+        }
+        if value.bytes().all(|b| b == b'0') {
+            return Err(Problem::new("must not be all zeros (the invalid trace id)"));
+        }
+        Ok(())
+    }
+}
+
+text_newtype!(
+    TraceId,
+    validate::text_schema(format!(
+        "A W3C trace id (the second part of `traceparent`): {TRACE_ID_HEX_DIGITS} lowercase hex digits, not all zero."
+    ))
+    .pattern(Some(format!("^(?!0{{{TRACE_ID_HEX_DIGITS}}}$)[0-9a-f]{{{TRACE_ID_HEX_DIGITS}}}$")))
+    .min_length(Some(TRACE_ID_HEX_DIGITS))
+    .max_length(Some(TRACE_ID_HEX_DIGITS))
+);
+
 /// A stored entry, newest first in listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -271,6 +321,9 @@ pub struct StoredEntry {
     /// The `sub` of the token the entry was made with; absent when there was none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// The trace of the request that caused the entry; absent for entries stored without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -345,6 +398,7 @@ mod tests {
             level: Level::Info,
             event_id: None,
             sub: None,
+            trace_id: None,
         };
         assert!(entry("n", "").validate().is_ok());
         let cases = [
@@ -369,6 +423,42 @@ mod tests {
         for (entry, expected, why) in cases {
             assert_eq!(entry.validate().unwrap_err().to_string(), expected, "{why}");
         }
+        let traced = |id: &str| entry("n", "").in_trace(Some(id.into()));
+        assert!(traced("4bf92f3577b34da6a3ce929d0e0e4736").validate().is_ok());
+        let error = traced("nope").validate().unwrap_err().to_string();
+        assert_eq!(error, "invalid field `trace_id`: must be a trace id of 32 lowercase hex digits");
+    }
+
+    #[test]
+    fn trace_ids_are_32_lowercase_hex_digits_not_all_zero() {
+        let hex = "must be a trace id of 32 lowercase hex digits";
+        let cases = [
+            ("4bf92f3577b34da6a3ce929d0e0e4736", Ok(()), "a W3C example"),
+            ("00000000000000000000000000000001", Ok(()), "one non-zero digit is enough"),
+            ("00000000000000000000000000000000", Err("must not be all zeros (the invalid trace id)"), "all zeros"),
+            ("4BF92F3577B34DA6A3CE929D0E0E4736", Err(hex), "uppercase: traceparent is lowercase"),
+            ("4bf92f3577b34da6a3ce929d0e0e473", Err(hex), "31 digits"),
+            ("4bf92f3577b34da6a3ce929d0e0e47360", Err(hex), "33 digits"),
+            ("4bf92f3577b34da6a3ce929d0e0e473z", Err(hex), "not hex"),
+            (" 4bf92f3577b34da6a3ce929d0e0e4736", Err(hex), "padded"),
+            ("", Err(hex), "empty"),
+        ];
+        for (given, expected, why) in cases {
+            let parsed = TraceId::parse(given.into()).map(|id| assert_eq!(id.as_str(), given));
+            assert_eq!(parsed.map_err(|p| p.to_string()), expected.map_err(str::to_owned), "{why}");
+        }
+        let read = serde_json::from_str::<TraceId>("\"nope\"").unwrap_err().to_string();
+        assert!(read.contains(hex), "{read}");
+    }
+
+    #[test]
+    fn an_entry_without_a_trace_reads_and_writes_as_before() {
+        let old = r#"{"name":"n","data":"d","level":"INFO","event_id":null}"#;
+        let entry: LogEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(entry.trace_id, None);
+        assert_eq!(serde_json::to_string(&entry).unwrap(), old, "no `trace_id` key when there is none");
+        let traced = entry.in_trace(Some("4bf92f3577b34da6a3ce929d0e0e4736".into()));
+        assert_eq!(serde_json::to_value(&traced).unwrap()["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub trait Logger {
     /// Stores many entries (at most [`MAX_BATCH`]) and returns their ids in order.
     async fn write_many(entries: Vec<LogEntry>) -> Result<Vec<String>, LogError>;
     /// The newest entries first, at most `limit` (capped at [`MAX_RECENT`]), older than the
-    /// entry `before` when given (pagination).
-    async fn recent(limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError>;
+    /// entry `before` when given (pagination), only those of the trace `trace_id` when given
+    /// (32 lowercase hex digits, [`crate::log::TraceId`]'s rule; else `LogError::Invalid`).
+    async fn recent(limit: u32, before: Option<String>, trace_id: Option<String>)
+    -> Result<Vec<StoredEntry>, LogError>;
     /// One entry by id.
     async fn get(id: String) -> Result<StoredEntry, LogError>;
     /// Succeeds when the logger can reach MongoDB: readiness for its clients.

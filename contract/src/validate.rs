@@ -578,6 +578,7 @@ mod tests {
                 level: Default::default(),
                 event_id: None,
                 sub: None,
+                trace_id: None,
             };
             assert_eq!(entry.validate().unwrap_err().field, "name", "an RPC entry's name with {control:?}");
             let event = crate::event::LogEvent::new(

@@ -124,8 +124,9 @@ impl Handler {
 
     /// Stores the delivery's event and acks it, or rejects it to the dead-letter queue. An ack
     /// or reject that fails (the channel closed meanwhile) leaves the message to RabbitMQ,
-    /// which redelivers it; the logger stores its event id once.
-    #[tracing::instrument(name = "listener.delivery", skip_all, fields(delivery_tag = delivery.delivery_tag, routing_key = %delivery.routing_key, redelivered = delivery.redelivered))]
+    /// which redelivers it; the logger stores its event id once. Runs inside the consumer's
+    /// delivery span (routing key, delivery tag, and the publisher's trace).
+    #[tracing::instrument(name = "listener.delivery", skip_all, fields(redelivered = delivery.redelivered))]
     pub async fn handle(&self, delivery: Delivery) {
         let _in_hand = InHand::enter(delivery.redelivered);
         match self.process(&delivery.data, &Origin::of(delivery.routing_key.as_str(), &delivery.properties)).await {
@@ -156,7 +157,8 @@ impl Handler {
 
     async fn store(&self, event: LogEvent) -> Verdict {
         let event_id = event.id;
-        let entry: LogEntry = event.into_entry();
+        // The delivery span's trace: the one of the request that published the event.
+        let entry: LogEntry = event.into_entry().in_trace(service_kit::trace::current_trace_id());
         let mut failures = 0;
         let mut held = false;
         let mut delays = self.backoff.delays();

@@ -83,6 +83,7 @@ async fn run(entries: usize, callers: usize, batch: BatchSettings) -> anyhow::Re
                         level: Level::Info,
                         event_id: None,
                         sub: None,
+                        trace_id: None,
                     };
                     rpc.write_log(entry).await?;
                 }

@@ -62,6 +62,7 @@ async fn measure(settings: &Settings, entries: usize) -> anyhow::Result<()> {
                 level: Level::Info,
                 event_id: Some(uuid::Uuid::new_v4()),
                 sub: None,
+                trace_id: None,
             })
         })
         .collect();

@@ -58,9 +58,15 @@ impl Logger for LoggerServer {
         self.logs.write_many(entries, Some(live(&ctx)?)).await
     }
 
-    async fn recent(self, ctx: Context, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
+    async fn recent(
+        self,
+        ctx: Context,
+        limit: u32,
+        before: Option<String>,
+        trace_id: Option<String>,
+    ) -> Result<Vec<StoredEntry>, LogError> {
         live(&ctx)?;
-        self.logs.recent(Some(limit), before).await
+        self.logs.recent(Some(limit), before, trace_id).await
     }
 
     async fn get(self, ctx: Context, id: String) -> Result<StoredEntry, LogError> {

@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use contract::log::{LogEntry, LogError, MAX_BATCH, RecentLimit, StoredEntry};
+use contract::log::{LogEntry, LogError, MAX_BATCH, RecentLimit, StoredEntry, TraceId};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -91,12 +91,19 @@ impl LogService {
         self.queued.write(entries.into_iter().map(LogDocument::new).collect(), self.deadline(deadline)).await
     }
 
-    /// Newest first: `limit` entries at most, by the contract's [`RecentLimit`] rule.
+    /// Newest first: `limit` entries at most, by the contract's [`RecentLimit`] rule; only the
+    /// trace `trace_id`'s when given, by [`TraceId`]'s.
     #[tracing::instrument(name = "recent", skip(self))]
-    pub async fn recent(&self, limit: Option<u32>, before: Option<String>) -> Result<Vec<StoredEntry>, LogError> {
+    pub async fn recent(
+        &self,
+        limit: Option<u32>,
+        before: Option<String>,
+        trace_id: Option<String>,
+    ) -> Result<Vec<StoredEntry>, LogError> {
         let limit = RecentLimit::or_default(limit).map_err(|problem| problem.at("limit"))?;
+        let trace_id = trace_id.map(TraceId::parse).transpose().map_err(|problem| problem.at("trace_id"))?;
         let _slot = self.read_slot().await?;
-        self.store.recent(limit.get(), before.as_deref()).await
+        self.store.recent(limit.get(), before.as_deref(), trace_id.as_ref()).await
     }
 
     #[tracing::instrument(name = "get", skip(self))]

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contract::log::{EntryId, Level, LogEntry, LogError, StoredEntry};
+use contract::log::{EntryId, Level, LogEntry, LogError, StoredEntry, TraceId};
 use contract::validate::Problem;
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc, oid::ObjectId};
@@ -80,6 +80,10 @@ pub struct LogDocument {
     /// The `sub` of the caller's token; absent without one (and in older documents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// The trace of the request that caused the entry; absent without one (and in older
+    /// documents), which keeps the entry out of the sparse trace index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub created_at: bson::DateTime,
     pub updated_at: bson::DateTime,
 }
@@ -95,6 +99,7 @@ impl LogDocument {
             level: entry.level,
             event_id: entry.event_id.map(|id| id.hyphenated().to_string()),
             sub: entry.sub,
+            trace_id: entry.trace_id,
             created_at: now,
             updated_at: now,
         }
@@ -115,6 +120,7 @@ impl LogDocument {
             level: self.level,
             event_id,
             sub: self.sub,
+            trace_id: self.trace_id,
             created_at: to_chrono(self.created_at),
             updated_at: to_chrono(self.updated_at),
         }
@@ -172,7 +178,7 @@ impl LogStore {
     }
 
     /// Creates the indexes unless done already: newest-first listing, one entry per event id,
-    /// and retention.
+    /// one trace's entries, and retention.
     pub async fn ensure_indexes(&self) -> Result<(), LogError> {
         self.indexes
             .get_or_try_init(|| async {
@@ -185,7 +191,13 @@ impl LogStore {
                     .keys(doc! { "event_id": 1 })
                     .options(IndexOptions::builder().name("event_id".to_owned()).unique(true).sparse(true).build())
                     .build();
-                self.bounded("create indexes", self.logs.create_indexes([by_time, by_event])).await?;
+                // One trace's entries, newest first; sparse: entries without a trace are not in it.
+                let by_trace = IndexModel::builder()
+                    .keys(doc! { "trace_id": 1, "created_at": -1, "_id": -1 })
+                    .options(IndexOptions::builder().name("trace_id".to_owned()).sparse(true).build())
+                    .build();
+                let indexes = [by_time, by_event, by_trace];
+                self.bounded("create indexes", self.logs.create_indexes(indexes)).await?;
                 self.apply_retention().await?;
                 tracing::info!(database = %self.database(), retention = ?self.retention, "indexes ready");
                 Ok(())
@@ -342,9 +354,15 @@ impl LogStore {
 
     /// At most `limit` entries, newest first, older than the entry `before` when given; no entry
     /// `before` is [`LogError::NotFound`] (a page after nothing is not an empty page). Ordered by (`created_at`, `_id`) descending: ids break ties between entries of the same
-    /// millisecond, and paging from an entry continues exactly after it.
-    pub async fn recent(&self, limit: u32, before: Option<&str>) -> Result<Vec<StoredEntry>, LogError> {
-        let filter = match before {
+    /// millisecond, and paging from an entry continues exactly after it. With `trace_id`, only
+    /// the entries of that trace.
+    pub async fn recent(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+        trace_id: Option<&TraceId>,
+    ) -> Result<Vec<StoredEntry>, LogError> {
+        let mut filter = match before {
             None => doc! {},
             Some(before) => {
                 let id = parse_id("before", before)?;
@@ -365,6 +383,9 @@ impl LogStore {
                 ] }
             }
         };
+        if let Some(trace_id) = trace_id {
+            filter.insert("trace_id", trace_id.as_str());
+        }
         let find = async {
             self.logs
                 .find(filter)
@@ -497,10 +518,18 @@ mod tests {
 
     #[test]
     fn a_document_without_an_event_id_has_no_event_id_field() {
-        let entry = LogEntry { name: "n".into(), data: "d".into(), level: Level::Warning, event_id: None, sub: None };
+        let entry = LogEntry {
+            name: "n".into(),
+            data: "d".into(),
+            level: Level::Warning,
+            event_id: None,
+            sub: None,
+            trace_id: None,
+        };
         let doc = bson::to_document(&LogDocument::new(entry)).unwrap();
         assert!(!doc.contains_key("event_id"), "{doc}");
         assert!(!doc.contains_key("sub"), "{doc}");
+        assert!(!doc.contains_key("trace_id"), "out of the sparse trace index: {doc}");
         assert_eq!(doc.get_str("level").unwrap(), "WARNING");
         assert_eq!(doc.get_datetime("created_at").unwrap(), doc.get_datetime("updated_at").unwrap());
     }
@@ -517,8 +546,14 @@ mod tests {
     #[test]
     fn event_ids_round_trip_as_hyphenated_uuids() {
         let id = uuid::Uuid::new_v4();
-        let entry =
-            LogEntry { name: "n".into(), data: String::new(), level: Level::Info, event_id: Some(id), sub: None };
+        let entry = LogEntry {
+            name: "n".into(),
+            data: String::new(),
+            level: Level::Info,
+            event_id: Some(id),
+            sub: None,
+            trace_id: None,
+        };
         let doc = LogDocument::new(entry);
         assert_eq!(doc.event_id.as_deref(), Some(id.hyphenated().to_string().as_str()));
         assert_eq!(doc.into_stored().event_id, Some(id));

@@ -121,7 +121,7 @@ impl JobHandler {
 impl consumer::Handler for JobHandler {
     /// Sends the job's mail, then acks; or rejects it to the dead-letter queue. An ack or reject
     /// that fails (the channel closed meanwhile) leaves the job to RabbitMQ, which redelivers it.
-    #[tracing::instrument(name = "mailer.job", skip_all, fields(delivery_tag = delivery.delivery_tag, redelivered = delivery.redelivered, job_id = tracing::field::Empty))]
+    #[tracing::instrument(name = "mailer.job", skip_all, fields(redelivered = delivery.redelivered, job_id = tracing::field::Empty))]
     async fn handle(&self, delivery: Delivery) {
         match self.process(&delivery.data).await {
             Verdict::Sent { id, again } => {

@@ -19,6 +19,11 @@
 //! turn, starting after the node last connected to, each within its share of the timeout; so a
 //! client whose node went away reconnects to the next one.
 //!
+//! Trace: every message carries its publishing span's W3C `traceparent` as the AMQP header of
+//! that name; the consumer opens one span per delivery parented from it ([`HeaderTable`]), so
+//! what the listener and the mailer log for a message, and the entry stored from an event, carry
+//! the trace of the request that published it.
+//!
 //! Publisher: its connection comes from a pool of one ([`Nodes`] connecting; `deadpool-lapin`
 //! takes one URL only) and confirm-mode channels from a second pool on top of it. A publish borrows a channel only to send, then waits for the
 //! broker's confirm with the channel already back in the pool, so concurrent publishes pipeline
@@ -40,10 +45,32 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use opentelemetry::propagation::Extractor;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::trace;
+
 pub mod consumer;
+
+/// A message's AMQP headers as the trace propagator reads them (see [`crate::trace`]): the
+/// publisher puts the `traceparent` of its span there, the consumer's delivery span joins it.
+/// A header that is not a UTF-8 string reads as absent.
+pub struct HeaderTable<'a>(pub Option<&'a FieldTable>);
+
+impl Extractor for HeaderTable<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match self.0?.inner().get(key)? {
+            AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
+            AMQPValue::ShortString(value) => Some(value.as_str()),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.map(|table| table.inner().keys().map(ShortString::as_str).collect()).unwrap_or_default()
+    }
+}
 
 /// `delivery_mode` of a message RabbitMQ writes to disk (survives a broker restart).
 pub const PERSISTENT: u8 = 2;
@@ -517,11 +544,17 @@ impl EventPublisher {
     ) -> Result<(), PublishError> {
         let body =
             serde_json::to_vec(body).map_err(|e| PublishError::Amqp(format!("cannot encode the message: {e}")))?;
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(PERSISTENT)
             .with_content_type(CONTENT_TYPE.into())
             .with_message_id(message_id.into())
             .with_timestamp(timestamp);
+        // The publishing span's trace, for the consumer's delivery span to join.
+        if let Some(traceparent) = trace::traceparent(&tracing::Span::current()) {
+            let mut headers = FieldTable::default();
+            headers.insert(trace::TRACEPARENT.into(), AMQPValue::LongString(traceparent.into()));
+            properties = properties.with_headers(headers);
+        }
         match tokio::time::timeout(self.timeout, self.publish_confirmed(routing_key.into(), &body, properties)).await {
             Ok(result) => result,
             Err(_) => Err(PublishError::Timeout(self.timeout)),
@@ -630,6 +663,53 @@ mod tests {
         assert_eq!(delivery.properties.content_type().as_ref().map(ShortString::as_str), Some(CONTENT_TYPE));
         let received: LogEvent = serde_json::from_slice(&delivery.data).unwrap();
         assert_eq!(received, sent);
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_carries_the_traceparent_of_its_publishing_span() {
+        use tracing::Instrument;
+        crate::telemetry::init_for_tests();
+        let (topology, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        let request = tracing::info_span!("request");
+        let trace_id = trace::trace_id(&request).expect("the test's OTel layer");
+        let request_span = trace::traceparent(&request).unwrap();
+        publisher.publish(&event("traced", Level::Info)).instrument(request).await.unwrap();
+
+        let delivery = get(&channel, &topology.queue).await.expect("the event is in the queue").delivery;
+        let headers = delivery.properties.headers().as_ref();
+        assert!(matches!(headers.unwrap().inner().get("traceparent"), Some(AMQPValue::LongString(_))));
+        let traceparent = HeaderTable(headers).get(trace::TRACEPARENT).expect("a traceparent header").to_owned();
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!((parts.len(), parts[0], parts[1], parts[3]), (4, "00", trace_id.as_str(), "01"), "{traceparent}");
+        assert_ne!(parts[2], request_span.split('-').nth(2).unwrap(), "the publish span's own id, a child's");
+        assert_eq!(HeaderTable(headers).keys(), ["traceparent"]);
+
+        // Outside any request, the publish span starts a trace of its own.
+        publisher.publish(&event("untraced", Level::Info)).await.unwrap();
+        let delivery = get(&channel, &topology.queue).await.unwrap().delivery;
+        let own = HeaderTable(delivery.properties.headers().as_ref()).get(trace::TRACEPARENT).map(str::to_owned);
+        let own = own.expect("the publish span's trace");
+        assert_ne!(own.split('-').nth(1), Some(trace_id.as_str()));
+        topology.delete(&channel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_mail_job_carries_the_traceparent_of_its_publishing_span() {
+        use tracing::Instrument;
+        crate::telemetry::init_for_tests();
+        let topology = Topology::mail(&testing::unique_name("mail-ex"), &testing::unique_name("mail-q"));
+        let (_, _connection, channel) = fixture().await;
+        let publisher = EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), TIMEOUT).unwrap();
+        let mail = serde_json::from_value(serde_json::json!({"to": "you@there.com", "subject": "s", "message": "m"}));
+        let request = tracing::info_span!("request");
+        let trace_id = trace::trace_id(&request).unwrap();
+        publisher.publish_mail(&MailJob::new(mail.unwrap())).instrument(request).await.unwrap();
+        let delivery = get(&channel, &topology.queue).await.expect("the job is in the queue").delivery;
+        let traceparent =
+            HeaderTable(delivery.properties.headers().as_ref()).get(trace::TRACEPARENT).map(str::to_owned);
+        assert_eq!(traceparent.as_deref().and_then(|t| t.split('-').nth(1)), Some(trace_id.as_str()));
         topology.delete(&channel).await.unwrap();
     }
 

@@ -158,10 +158,16 @@ impl LoggerRpc {
         self.call(|client, ctx| async move { client.write_many(ctx, entries).await }).await
     }
 
-    /// The newest entries first, at most `limit`, older than the entry `before` when given.
+    /// The newest entries first, at most `limit`, older than the entry `before` when given, only
+    /// those of the trace `trace_id` when given.
     #[tracing::instrument(name = "logger.recent", skip(self), fields(addr = %self.inner.addr))]
-    pub async fn recent(&self, limit: u32, before: Option<String>) -> Result<Vec<StoredEntry>, RpcError> {
-        self.call(|client, ctx| async move { client.recent(ctx, limit, before).await }).await
+    pub async fn recent(
+        &self,
+        limit: u32,
+        before: Option<String>,
+        trace_id: Option<String>,
+    ) -> Result<Vec<StoredEntry>, RpcError> {
+        self.call(|client, ctx| async move { client.recent(ctx, limit, before, trace_id).await }).await
     }
 
     /// One entry by id.
@@ -248,7 +254,14 @@ mod tests {
     use super::*;
 
     fn entry() -> LogEntry {
-        LogEntry { name: "n".into(), data: "d".into(), level: contract::log::Level::Info, event_id: None, sub: None }
+        LogEntry {
+            name: "n".into(),
+            data: "d".into(),
+            level: contract::log::Level::Info,
+            event_id: None,
+            sub: None,
+            trace_id: None,
+        }
     }
 
     #[tokio::test]
@@ -316,6 +329,7 @@ mod codec_tests {
             level: Level::Warning,
             event_id,
             sub: sub.map(Into::into),
+            trace_id: None,
         }
     }
 
@@ -328,6 +342,7 @@ mod codec_tests {
             level: Level::Error,
             event_id,
             sub: sub.map(Into::into),
+            trace_id: sub.map(|_| "4bf92f3577b34da6a3ce929d0e0e4736".into()),
             created_at: at,
             updated_at: at + chrono::Duration::milliseconds(1),
         }
@@ -341,8 +356,29 @@ mod codec_tests {
             (LoggerRequest::WriteLog { entry: entry(id, Some("42")) }, "an event id and a subject"),
             (LoggerRequest::WriteMany { entries: vec![entry(id, None), entry(None, Some("7"))] }, "a batch"),
             (LoggerRequest::WriteMany { entries: vec![] }, "an empty batch"),
-            (LoggerRequest::Recent { limit: 20, before: None }, "the first page"),
-            (LoggerRequest::Recent { limit: u32::MAX, before: Some("65f1c0ffee0000000000abcd".into()) }, "a next page"),
+            (
+                LoggerRequest::WriteLog {
+                    entry: entry(id, None).in_trace(Some("4bf92f3577b34da6a3ce929d0e0e4736".into())),
+                },
+                "an entry of a trace",
+            ),
+            (LoggerRequest::Recent { limit: 20, before: None, trace_id: None }, "the first page"),
+            (
+                LoggerRequest::Recent {
+                    limit: u32::MAX,
+                    before: Some("65f1c0ffee0000000000abcd".into()),
+                    trace_id: None,
+                },
+                "a next page",
+            ),
+            (
+                LoggerRequest::Recent {
+                    limit: 5,
+                    before: None,
+                    trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                },
+                "one trace's entries",
+            ),
             (LoggerRequest::Get { id: "65f1c0ffee0000000000abcd".into() }, "one entry"),
             (LoggerRequest::Ping {}, "a ping"),
         ];

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use contract::Envelope;
 use contract::auth::{Credentials, User};
 use contract::handle::{HandleRequest, LogsQuery};
-use contract::log::{EntryId, Level, LogPayload, StoredEntry};
+use contract::log::{EntryId, Level, LogPayload, StoredEntry, TraceId};
 use contract::mail::MailPayload;
 use contract::paths;
 use contract::token::SignedIn;
@@ -27,8 +27,8 @@ use crate::state::AppState;
     modifiers(&AnyValue, &BearerToken),
     paths(handle::handle, root::hit, root::ping, health, ready, openapi_json),
     components(schemas(
-        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, EntryId, User, SignedIn,
-        StoredEntry
+        Envelope, HandleRequest, Credentials, LogPayload, Level, MailPayload, LogsQuery, EntryId, TraceId, User,
+        SignedIn, StoredEntry
     )),
     tags(
         (name = "broker", description = "What the frontend calls."),

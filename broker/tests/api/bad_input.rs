@@ -74,6 +74,20 @@ async fn handle_refuses_bad_input_with_a_4xx_naming_the_problem_and_calls_no_dow
             "`logs.limit`: must be at least 1",
         ),
         (
+            "a trace id that is not one (a whole traceparent)",
+            JSON,
+            r#"{"action":"logs","logs":{"trace_id":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}"#.into(),
+            400,
+            "`logs.trace_id`: must be a trace id of 32 lowercase hex digits",
+        ),
+        (
+            "the all-zero trace id",
+            JSON,
+            r#"{"action":"logs","logs":{"trace_id":"00000000000000000000000000000000"}}"#.into(),
+            400,
+            "`logs.trace_id`: must not be all zeros",
+        ),
+        (
             "an empty password",
             JSON,
             r#"{"action":"auth","auth":{"email":"a@b.c","password":""}}"#.into(),

@@ -148,6 +148,8 @@ async fn the_openapi_document_describes_every_action_status_and_the_error_envelo
         (&schemas["RecentLimit"], "minimum", json!(1)),
         (&schemas["RecentLimit"], "maximum", json!(u32::MAX)),
         (&schemas["EntryId"], "pattern", json!("^[0-9a-fA-F]{24}$")),
+        (&schemas["TraceId"], "pattern", json!("^(?!0{32}$)[0-9a-f]{32}$")),
+        (&schemas["LogsQuery"]["properties"]["trace_id"]["oneOf"][0], "$ref", json!("#/components/schemas/TraceId")),
         (&schemas["Credentials"], "required", json!(["email", "password"])),
         (&schemas["MailPayload"], "required", json!(["to", "subject", "message"])),
         (&schemas["LogPayload"], "required", json!(["name", "data"])),

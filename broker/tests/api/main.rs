@@ -21,3 +21,4 @@ mod stack;
 mod subjects;
 mod timing;
 mod tokens;
+mod trace;

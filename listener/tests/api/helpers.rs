@@ -90,13 +90,18 @@ impl TestBroker {
 
     /// Publishes a raw body, as a misbehaving publisher might.
     pub async fn publish_raw(&self, body: &[u8]) {
+        self.publish_with(body, BasicProperties::default().with_delivery_mode(2)).await
+    }
+
+    /// Publishes a raw body with these properties (headers, say).
+    pub async fn publish_with(&self, body: &[u8], properties: BasicProperties) {
         self.channel
             .basic_publish(
                 self.topology.exchange.as_str().into(),
                 "log.INFO".into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_delivery_mode(2),
+                properties,
             )
             .await
             .unwrap()

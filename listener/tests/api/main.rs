@@ -7,3 +7,4 @@ mod faults;
 mod go_original;
 mod health;
 mod helpers;
+mod trace;

@@ -1,4 +1,5 @@
 //! `POST /log {"name", "data", "level"?}` → 202 `{"error":false,"message":"logged","data":{"id"}}`.
+//! The entry records the request's trace id.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -13,6 +14,8 @@ use crate::service::LogService;
 pub async fn write(logs: web::Data<LogService>, body: web::Json<validate::JsonBody>) -> Result<HttpResponse, ApiError> {
     let payload: LogPayload = validate::from_value(body.into_inner().into_inner()).map_err(LogError::from)?;
     tracing::Span::current().record("name", payload.name.as_str());
-    let id = logs.write(payload.into_entry(None, None), None).await?;
+    // The request's trace (its caller's, from `traceparent`, or its own).
+    let entry = payload.into_entry(None, None).in_trace(service_kit::trace::current_trace_id());
+    let id = logs.write(entry, None).await?;
     Ok(service_kit::http::envelope(StatusCode::ACCEPTED, &Envelope::with_data("logged", json!({ "id": id }))))
 }

@@ -1,6 +1,8 @@
-//! `GET /logs?limit=&before=`: newest first, `limit` (default 20, at most 100) entries older
-//! than the entry `before`; the next page is `before=<id of the last entry>`. A `before` that is
-//! no entry's id is a 404, as `GET /logs/{id}` of it is.
+//! `GET /logs?limit=&before=&trace_id=`: newest first, `limit` (default 20, at most 100)
+//! entries older than the entry `before`; the next page is `before=<id of the last entry>`. A
+//! `before` that is no entry's id is a 404, as `GET /logs/{id}` of it is. `trace_id` (32
+//! lowercase hex digits) keeps only the entries caused by the request of that trace; any other
+//! value is a 400.
 //! `GET /logs/{id}`: one entry, 404 when absent, 400 when the id is malformed.
 
 use actix_web::error::QueryPayloadError;
@@ -16,6 +18,7 @@ use crate::service::LogService;
 pub struct ListQuery {
     limit: Option<u32>,
     before: Option<String>,
+    trace_id: Option<String>,
 }
 
 /// Query strings that do not parse get a 400 in the envelope, naming the problem.
@@ -38,8 +41,8 @@ pub fn query_config() -> web::QueryConfig {
 
 #[tracing::instrument(name = "GET /logs", skip(logs))]
 pub async fn list(logs: web::Data<LogService>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
-    let ListQuery { limit, before } = query.into_inner();
-    let entries = logs.recent(limit, before.filter(|b| !b.trim().is_empty())).await?;
+    let ListQuery { limit, before, trace_id } = query.into_inner();
+    let entries = logs.recent(limit, before.filter(|b| !b.trim().is_empty()), trace_id).await?;
     let message = format!("{} entries", entries.len());
     Ok(HttpResponse::Ok().json(Envelope::with_data(message, entries)))
 }

@@ -40,7 +40,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// An INFO entry without an event id.
 pub fn entry(name: &str, data: &str) -> LogEntry {
-    LogEntry { name: name.into(), data: data.into(), level: Level::Info, event_id: None, sub: None }
+    LogEntry { name: name.into(), data: data.into(), level: Level::Info, event_id: None, sub: None, trace_id: None }
 }
 
 impl TestApp {

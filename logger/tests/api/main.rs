@@ -8,3 +8,4 @@ mod overload;
 mod restart;
 mod retention;
 mod rpc;
+mod trace;

@@ -42,7 +42,7 @@ async fn writes_fail_fast_while_mongodb_is_down_and_succeed_again_once_it_is_bac
         app.rpc.write_log(entry("after", "")).await.ok()
     })
     .await;
-    let names: Vec<String> = app.rpc.recent(10, None).await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = app.rpc.recent(10, None, None).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["after", "before"], "nothing was stored while MongoDB was down");
     assert_eq!(app.get("/ready").await.status, 200);
 }

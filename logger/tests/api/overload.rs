@@ -120,7 +120,7 @@ async fn recent_and_interactive_writes_keep_answering_while_bulk_writes_saturate
     let mut writes = Vec::new();
     for i in 0..PROBES {
         let started = Instant::now();
-        app.rpc.recent(20, None).await.expect("recent answers within its timeout");
+        app.rpc.recent(20, None, None).await.expect("recent answers within its timeout");
         reads.push(started.elapsed());
         let started = Instant::now();
         app.rpc.write_log(entry(&format!("interactive-{i}"), "")).await.expect("an interactive write answers");

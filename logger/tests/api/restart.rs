@@ -26,7 +26,7 @@ async fn the_shared_client_reconnects_after_the_logger_restarts_on_the_same_port
 
     let second = rpc.write_log(entry("after the restart", "")).await.expect("the same client reconnects by itself");
     assert_ne!(first, second);
-    let names: Vec<String> = rpc.recent(10, None).await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = rpc.recent(10, None, None).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, ["after the restart", "before the restart"]);
 
     again.stop().await;

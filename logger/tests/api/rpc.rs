@@ -52,10 +52,10 @@ async fn recent_lists_newest_first_and_pages_with_before() {
     }
     let names = |page: Vec<contract::log::StoredEntry>| page.into_iter().map(|e| e.name).collect::<Vec<_>>();
 
-    assert_eq!(names(app.rpc.recent(2, None).await.unwrap()), ["e4", "e3"]);
-    assert_eq!(names(app.rpc.recent(2, Some(ids[3].clone())).await.unwrap()), ["e2", "e1"]);
-    assert_eq!(names(app.rpc.recent(2, Some(ids[1].clone())).await.unwrap()), ["e0"]);
-    assert!(app.rpc.recent(2, Some(ids[0].clone())).await.unwrap().is_empty());
+    assert_eq!(names(app.rpc.recent(2, None, None).await.unwrap()), ["e4", "e3"]);
+    assert_eq!(names(app.rpc.recent(2, Some(ids[3].clone()), None).await.unwrap()), ["e2", "e1"]);
+    assert_eq!(names(app.rpc.recent(2, Some(ids[1].clone()), None).await.unwrap()), ["e0"]);
+    assert!(app.rpc.recent(2, Some(ids[0].clone()), None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn recent_caps_the_limit_at_the_maximum() {
     let count = MAX_RECENT as usize + 5;
     app.rpc.write_many((0..count).map(|i| entry(&format!("e{i}"), "")).collect()).await.unwrap();
 
-    let page = app.rpc.recent(10_000, None).await.unwrap();
+    let page = app.rpc.recent(10_000, None, None).await.unwrap();
 
     assert_eq!(page.len(), MAX_RECENT as usize);
     assert_eq!(page[0].name, format!("e{}", count - 1), "newest first");
@@ -191,8 +191,8 @@ async fn invalid_requests_are_refused_and_nothing_is_stored() {
             "entries[1]",
         ),
         ("a batch over the limit", app.rpc.write_many(too_many).await.map(drop), "at most 1000 entries"),
-        ("limit zero", app.rpc.recent(0, None).await.map(drop), "`limit`: must be at least 1"),
-        ("malformed before", app.rpc.recent(5, Some("nope".into())).await.map(drop), "24 hex digits"),
+        ("limit zero", app.rpc.recent(0, None, None).await.map(drop), "`limit`: must be at least 1"),
+        ("malformed before", app.rpc.recent(5, Some("nope".into()), None).await.map(drop), "24 hex digits"),
         ("malformed id", app.rpc.get("12345".into()).await.map(drop), "24 hex digits"),
     ];
     for (why, result, expected) in cases {
@@ -212,7 +212,7 @@ async fn an_unknown_id_is_not_found() {
     let error = app.rpc.get("65f1c0ffee0000000000abcd".into()).await.unwrap_err();
     assert!(matches!(error, RpcError::Logger(LogError::NotFound(_))), "{error:?}");
     // A page after an entry that does not exist: not found either, rather than an empty page.
-    let error = app.rpc.recent(5, Some("65f1c0ffee0000000000abcd".into())).await.unwrap_err();
+    let error = app.rpc.recent(5, Some("65f1c0ffee0000000000abcd".into()), None).await.unwrap_err();
     assert!(matches!(&error, RpcError::Logger(LogError::NotFound(id)) if id.contains("`before`")), "{error:?}");
 }
 

@@ -233,3 +233,27 @@ async fn a_redelivered_job_already_sent_is_not_sent_again() {
     assert_eq!(fixture.ready(&fixture.topology.dead_letter_queue).await, 0);
     fixture.finish().await;
 }
+
+#[tokio::test]
+async fn a_queued_jobs_log_lines_carry_the_trace_of_its_publisher() {
+    use tracing::Instrument;
+    let logs = testing::capture_logs();
+    let fixture = Fixture::start(test_settings()).await;
+    let to = MailCatcher::unique_address();
+    let request = tracing::info_span!("request");
+    let trace_id = service_kit::trace::trace_id(&request).expect("the test's OTel layer");
+    fixture.publish(&job(&to, "traced")).instrument(request).await;
+
+    MailCatcher::new().wait_for_mail_to(&to, PATIENCE).await;
+    let line = eventually("the sent line", PATIENCE, || async {
+        logs.lines()
+            .into_iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+            .find(|line| line["message"] == "queued mail sent")
+    })
+    .await;
+    assert_eq!(line["trace_id"], trace_id.as_str(), "{line}");
+    let spans: Vec<&str> = line["spans"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(spans[..2], ["amqp.delivery", "mailer.job"], "{line}");
+    fixture.finish().await;
+}

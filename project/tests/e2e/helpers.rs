@@ -12,6 +12,9 @@ use service_kit::wiring;
 pub const E2E_BROKER_URL: &str = "E2E_BROKER_URL";
 /// Base URL of the authentication service, for registering users (default: [`wiring::AUTH_URL`]).
 pub const E2E_AUTH_URL: &str = "E2E_AUTH_URL";
+/// The logger's MongoDB database (default: [`wiring::MONGO_DB`]); a stack started with
+/// `STACK_PORT_OFFSET=N` uses `<it>_N`.
+pub const E2E_MONGO_DB: &str = "E2E_MONGO_DB";
 /// How long an asynchronous effect (an event through RabbitMQ, a mail) may take to show.
 pub const EFFECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to do when the stack is not running.
@@ -52,7 +55,7 @@ pub async fn stack() -> Stack {
     let client = mongodb::Client::with_uri_str(&mongo_url)
         .await
         .unwrap_or_else(|e| panic!("a MongoDB client for {mongo_url}: {e}"));
-    let logs = client.database(wiring::MONGO_DB);
+    let logs = client.database(&testing::env_or(E2E_MONGO_DB, wiring::MONGO_DB));
     Stack { broker_url, auth_url, http, logs, started }
 }
 

@@ -88,3 +88,32 @@ async fn logs_returns_the_new_entries_newest_first() {
         assert_eq!(shown.event_id, None, "{shown:?}");
     }
 }
+
+/// A trace id of this test's own: the stack's store is shared with other runs.
+fn unique_trace_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:032x}", (nanos ^ (u128::from(std::process::id()) << 96)) | 1)
+}
+
+#[tokio::test]
+async fn an_event_with_a_traceparent_is_stored_in_that_trace_and_listed_by_it() {
+    let stack = stack().await;
+    let trace_id = unique_trace_id();
+    let name = unique_name("e2e-traced");
+    let request = stack.http.post(format!("{}/handle", stack.broker_url));
+    let request = request.header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"));
+    let body = json!({"action": "event", "log": {"name": name, "data": "one trace through every hop"}});
+    let answer = crate::helpers::Answer::read(request.json(&body).send().await.expect("POST /handle")).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let traceresponse = answer.header("traceresponse").expect("the broker names the trace");
+    assert_eq!(traceresponse.split('-').nth(1), Some(trace_id.as_str()), "{traceresponse}");
+
+    let entry = stack.wait_for_entry("the traced event in MongoDB", doc! { "name": &name }).await;
+    assert_eq!(entry.get_str("trace_id").expect("a trace id"), trace_id, "through RabbitMQ and the listener: {entry}");
+
+    let answer = stack.handle_signed_in(&json!({"action": "logs", "logs": {"trace_id": trace_id}})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let listed: Vec<StoredEntry> = serde_json::from_value(answer.body["data"].clone()).unwrap();
+    assert_eq!(listed.len(), 1, "only that trace's entry: {listed:?}");
+    assert_eq!((listed[0].name.as_str(), listed[0].trace_id.as_deref()), (name.as_str(), Some(trace_id.as_str())));
+}

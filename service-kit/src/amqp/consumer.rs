@@ -3,7 +3,8 @@
 //! node of the last session ([`Nodes`]), declare the topology, consume the shared queue with
 //! manual acks and a prefetch window, hand each delivery to its own task, and start over on a
 //! new connection whenever the old one is lost. It never gives up; only a stop request ends
-//! it. What a delivery means, and when it is acked or rejected, is the [`Handler`]'s business.
+//! it. What a delivery means, and when it is acked or rejected, is the [`Handler`]'s business;
+//! it runs in the delivery's span ([`delivery_span`]), in the trace of the message's publisher.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,9 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
-use super::{Nodes, Topology, connection_properties, declare_advice};
+use super::{HeaderTable, Nodes, Topology, connection_properties, declare_advice};
 use crate::metrics::gauge;
 use crate::retry::{RetryPolicy, retry};
 
@@ -75,6 +77,20 @@ pub struct Consumer<H> {
     /// The gauge that is 1 while consuming and 0 otherwise, named for the service
     /// (`listener_consumer_connected`, `mailer_jobs_consumer_connected`).
     pub connected_metric: &'static str,
+}
+
+/// The span a delivery is handled in: a root of its own (not a child of the consuming loop),
+/// joined to the publisher's trace by the message's `traceparent` header; without a valid one,
+/// a trace of its own. Never a reason to refuse the delivery.
+pub fn delivery_span(delivery: &Delivery) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "amqp.delivery",
+        routing_key = %delivery.routing_key,
+        delivery_tag = delivery.delivery_tag,
+    );
+    crate::trace::set_parent(&span, &HeaderTable(delivery.properties.headers().as_ref()));
+    span
 }
 
 /// How a consuming session ended.
@@ -207,7 +223,8 @@ impl<H: Handler> Consumer<H> {
                 delivery = consumer.next() => match delivery {
                     Some(Ok(delivery)) => {
                         let handler = self.handler.clone();
-                        in_hand.spawn(async move { handler.handle(delivery).await });
+                        let span = delivery_span(&delivery);
+                        in_hand.spawn(async move { handler.handle(delivery).await }.instrument(span));
                     }
                     Some(Err(error)) => break End::Lost(error.to_string()),
                     None => break End::Lost("the broker cancelled the consumer".into()),
@@ -242,5 +259,106 @@ impl<H: Handler> Consumer<H> {
             let _ = connection.close(200, "consumer stopping".into()).await;
         }
         end
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use contract::log::{Level, LogPayload};
+    use lapin::options::{BasicAckOptions, BasicPublishOptions};
+    use lapin::types::AMQPValue;
+    use lapin::{BasicProperties, ConnectionProperties};
+    use secrecy::SecretString;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::amqp::EventPublisher;
+    use crate::testing;
+    use crate::trace;
+
+    /// Acks every delivery and reports its message id with the trace id it was handled in.
+    #[derive(Clone)]
+    struct Traces(mpsc::UnboundedSender<(String, Option<String>)>);
+
+    impl Handler for Traces {
+        async fn handle(&self, delivery: Delivery) {
+            let id = delivery.properties.message_id().as_ref().map(ToString::to_string).unwrap_or_default();
+            let _ = self.0.send((id, trace::current_trace_id()));
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+    }
+
+    /// A message published outside any trace, with `headers` as they are.
+    async fn publish_raw(channel: &Channel, topology: &Topology, id: &str, headers: Option<FieldTable>) {
+        let mut properties = BasicProperties::default().with_message_id(id.into());
+        if let Some(headers) = headers {
+            properties = properties.with_headers(headers);
+        }
+        let exchange = topology.exchange.as_str().into();
+        channel
+            .basic_publish(exchange, "log.INFO".into(), BasicPublishOptions::default(), b"{}", properties)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    fn traceparent_header(value: AMQPValue) -> Option<FieldTable> {
+        let mut headers = FieldTable::default();
+        headers.insert(trace::TRACEPARENT.into(), value);
+        Some(headers)
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_handled_in_the_trace_of_its_publisher_and_a_bad_header_starts_a_fresh_one() {
+        crate::telemetry::init_for_tests();
+        let topology = Topology::new(&testing::unique_name("ex"), &testing::unique_name("q"));
+        let connection = Connection::connect(&testing::rabbit_url(), ConnectionProperties::default()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let publisher =
+            EventPublisher::with_topology(&testing::rabbit_url(), topology.clone(), Duration::from_secs(5)).unwrap();
+        // Declares the topology: the raw publishes below need the queue.
+        publisher.ping().await.unwrap();
+
+        let request = tracing::info_span!("request");
+        let trace_id = trace::trace_id(&request).expect("the test's OTel layer");
+        let payload = LogPayload { name: "n".parse().unwrap(), data: "d".parse().unwrap(), level: Some(Level::Info) };
+        let event = contract::event::LogEvent::new(payload, None);
+        publisher.publish(&event).instrument(request).await.unwrap();
+        publish_raw(&channel, &topology, "none", None).await;
+        let bad = "00-zz-yy-01";
+        publish_raw(&channel, &topology, "bad", traceparent_header(AMQPValue::LongString(bad.into()))).await;
+        let zero = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+        publish_raw(&channel, &topology, "zero", traceparent_header(AMQPValue::LongString(zero.into()))).await;
+        publish_raw(&channel, &topology, "number", traceparent_header(AMQPValue::LongInt(7))).await;
+
+        let (sender, mut handled) = mpsc::unbounded_channel();
+        let consumer = Consumer {
+            nodes: Nodes::new(&[SecretString::from(testing::rabbit_url())]).unwrap(),
+            connection_name: testing::unique_name("consumer"),
+            topology: topology.clone(),
+            prefetch: 10,
+            reconnect: RetryPolicy::forever(Duration::from_millis(50), Duration::from_millis(500)),
+            handler: Traces(sender),
+            status: initial_status(),
+            connected_metric: "test_consumer_connected",
+        };
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(consumer.run(stopped));
+
+        let mut traces = std::collections::HashMap::new();
+        while traces.len() < 5 {
+            let (id, trace) = tokio::time::timeout(Duration::from_secs(10), handled.recv()).await.unwrap().unwrap();
+            traces.insert(id, trace.expect("every delivery is in a trace"));
+        }
+        assert_eq!(traces[&event.id.to_string()], trace_id, "the publisher's trace");
+        let fresh: std::collections::HashSet<&String> =
+            ["none", "bad", "zero", "number"].iter().map(|id| &traces[*id]).collect();
+        assert_eq!(fresh.len(), 4, "each a trace of its own: {traces:?}");
+        assert!(!fresh.contains(&trace_id));
+
+        stop.send_replace(true);
+        running.await.unwrap();
+        topology.delete(&channel).await.unwrap();
     }
 }

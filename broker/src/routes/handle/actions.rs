@@ -8,7 +8,7 @@ use contract::Envelope;
 use contract::auth::Credentials;
 use contract::event::LogEvent;
 use contract::handle::LogsQuery;
-use contract::log::{EntryId, Level, LogPayload};
+use contract::log::{EntryId, Level, LogPayload, TraceId};
 use contract::mail::{MailJob, MailPayload};
 use contract::paths;
 use contract::token::SignedIn;
@@ -101,7 +101,8 @@ pub async fn log(
     payload: LogPayload,
     sub: Option<String>,
 ) -> Result<HttpResponse, HandleError> {
-    let entry = payload.clone().into_entry(None, sub.clone());
+    // The request's trace (the caller's `traceparent`, or the broker's own).
+    let entry = payload.clone().into_entry(None, sub.clone()).in_trace(service_kit::trace::current_trace_id());
     match downstreams.breakers.logger.hop("log", downstreams.logger.write_log(entry)).await {
         Ok(_) => Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged"))),
         Err(error) if error.not_taken() => {
@@ -155,15 +156,14 @@ pub async fn mail(downstreams: &Downstreams, mail: MailPayload) -> Result<HttpRe
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok(format!("Message queued for {}", job.mail.to))))
 }
 
-/// `logs`: the newest entries first, older than `before` when given (no such entry: 404).
-#[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit(), before = ?query.before))]
+/// `logs`: the newest entries first, older than `before` when given (no such entry: 404), only
+/// those of the trace `trace_id` when given.
+#[tracing::instrument(name = "action.logs", skip_all, fields(limit = query.effective_limit(), before = ?query.before, trace_id = ?query.trace_id))]
 pub async fn logs(downstreams: &Downstreams, query: LogsQuery) -> Result<HttpResponse, HandleError> {
     let limit = query.effective_limit();
-    let entries = downstreams
-        .breakers
-        .logger
-        .hop("logs", downstreams.logger.recent(limit, query.before.map(EntryId::into_inner)))
-        .await?;
+    let before = query.before.map(EntryId::into_inner);
+    let trace_id = query.trace_id.map(TraceId::into_inner);
+    let entries = downstreams.breakers.logger.hop("logs", downstreams.logger.recent(limit, before, trace_id)).await?;
     Ok(envelope(StatusCode::OK, &Envelope::with_data("recent log entries", entries)))
 }
 
