@@ -31,11 +31,6 @@ const E2E_CHROMEDRIVER: &str = "E2E_CHROMEDRIVER";
 const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const E2E_CHROMIUM: &str = "E2E_CHROMIUM";
 const E2E_MONGO_DB: &str = "E2E_MONGO_DB";
-/// Whether stored entries carry the `trace_id` of the request that caused them, so that a click
-/// on one shows it: the lead sets this true once the logger stores `trace_id` (issue 15, point 2,
-/// on another branch). Until then the click must show the entry's `trace_id` if it has one and
-/// "no trace id" otherwise.
-const EXPECT_TRACE_IDS: bool = false;
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 const START_THE_STACK: &str = "start the stack: bash project/stack.sh up --detach";
 /// How long chromedriver may take to listen.
@@ -274,7 +269,7 @@ async fn click_entry(client: &Client, css: &str) -> (String, String) {
 /// Waits until the live log view shows one of the stored `entries` (the click's own; another
 /// run or a person clicking the same button at the same moment may have added more), checks
 /// its cells, and that a click on it shows its trace id: that of the request (`trace_id`, from
-/// the answer's `traceresponse`) once stored entries carry it ([`EXPECT_TRACE_IDS`]).
+/// the answer's `traceresponse`), which the stored entry carries.
 async fn assert_in_log_view(client: &Client, entries: &[Document], via_rabbitmq: bool, trace_id: &str) {
     let rows: Vec<String> = entries
         .iter()
@@ -306,14 +301,8 @@ async fn assert_in_log_view(client: &Client, entries: &[Document], via_rabbitmq:
         .iter()
         .find(|entry| entry.get_object_id("_id").is_ok_and(|oid| oid.to_hex() == id))
         .unwrap_or_else(|| panic!("the click showed the trace of {id:?}, not of a clicked entry"));
-    match entry.get_str("trace_id") {
-        Ok(stored) => assert_eq!(shown, stored, "the click shows the stored entry's trace id"),
-        Err(_) => assert_eq!(shown, "no trace id", "an entry without trace_id"),
-    }
-    if EXPECT_TRACE_IDS {
-        assert_eq!(entry.get_str("trace_id"), Ok(trace_id), "the entry carries its request's trace: {entry}");
-        assert_eq!(shown, trace_id, "the click shows the request's trace id");
-    }
+    assert_eq!(entry.get_str("trace_id"), Ok(trace_id), "the entry carries its request's trace: {entry}");
+    assert_eq!(shown, trace_id, "the click shows the request's trace id");
 }
 
 /// Clicks every button and checks what the page shows.
