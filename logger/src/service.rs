@@ -76,7 +76,9 @@ impl LogService {
         entry.validate()?;
         let writer = if entry.event_id.is_some() { &self.queued } else { &self.interactive };
         let mut ids = writer.write(vec![LogDocument::new(entry)], self.deadline(deadline)).await?;
-        ids.pop().ok_or_else(|| LogError::Unavailable("the store returned no id".into()))
+        let id = ids.pop().ok_or_else(|| LogError::Unavailable("the store returned no id".into()))?;
+        tracing::debug!(%id, "entry stored");
+        Ok(id)
     }
 
     /// Stores up to [`MAX_BATCH`] entries; nothing is stored when any of them is invalid.

@@ -1,4 +1,5 @@
-//! Span export over OTLP, end to end: the broker and the logger run as processes of the test's
+//! One trace across processes, end to end: an `event`'s log lines in the caller's trace in the
+//! broker, the listener and the logger (the last test); and span export over OTLP: the broker and the logger run as processes of the test's
 //! own (their built binaries, each on free ports, the logger on a MongoDB database of the test's
 //! own; no stack needed), exporting to an OTLP/HTTP receiver inside the test
 //! ([`OtlpReceiver`]). One `log` action sent with a `traceparent` gives spans from both services
@@ -267,4 +268,93 @@ async fn a_collector_that_hangs_never_slows_or_fails_a_request() {
         system.log_within_bound("an export hanging").await;
     }
     // Not stopped: the broker would spend the export timeout on its way out; dropping kills it.
+}
+
+/// The JSON lines in `output` that carry `trace_id`.
+fn lines_in_trace(output: &str, trace_id: &str) -> Vec<serde_json::Value> {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["trace_id"] == trace_id)
+        .collect()
+}
+
+/// One `event` action sent with a `traceparent`: the broker publishes it, the listener consumes
+/// it and the logger stores it, and each of the three writes its log lines for it in the
+/// caller's trace (at `debug`, the level of their per-request lines); the answer's
+/// `Server-Timing` names the publish hop and the stored entry carries the trace id.
+#[tokio::test]
+async fn an_event_is_logged_in_the_callers_trace_by_the_broker_the_listener_and_the_logger() {
+    let mongo = TestMongo::new();
+    let (exchange, queue) = (testing::unique_name("trace-ex"), testing::unique_name("trace-q"));
+    let (logger_port, rpc_port, listener_port, broker_port) = (free_port(), free_port(), free_port(), free_port());
+    let rpc = format!("{}:{rpc_port}", wiring::LOCAL_HOST);
+    let logger_vars = [
+        ("PORT", logger_port.to_string()),
+        ("RPC_PORT", rpc_port.to_string()),
+        ("MONGO_URL", mongo.url.clone()),
+        ("MONGO_DB", mongo.name.clone()),
+        ("RUST_LOG", "info,logger=debug".to_owned()),
+    ];
+    let logger =
+        ChildServer::start("the logger", command("logger", &logger_vars), &[logger_port, rpc_port], START).await;
+    let listener_vars = [
+        ("PORT", listener_port.to_string()),
+        ("LOGGER_RPC_ADDR", rpc.clone()),
+        ("EXCHANGE", exchange.clone()),
+        ("QUEUE_NAME", queue.clone()),
+        ("RUST_LOG", "info,listener=debug".to_owned()),
+    ];
+    let listener =
+        ChildServer::start("the listener", command("listener", &listener_vars), &[listener_port], START).await;
+    let down = format!("http://{}:{}", wiring::LOCAL_HOST, closed_port());
+    let broker_vars = [
+        ("PORT", broker_port.to_string()),
+        ("LOGGER_RPC_ADDR", rpc),
+        ("AUTH_URL", down.clone()),
+        ("MAILER_URL", down),
+        ("EXCHANGE", exchange.clone()),
+        ("QUEUE_NAME", queue.clone()),
+        ("RUST_LOG", "info,broker=debug".to_owned()),
+    ];
+    let broker = ChildServer::start("the broker", command("broker", &broker_vars), &[broker_port], START).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client");
+    // The listener's queue exists once its consumer is up: before that a publish would be dropped.
+    let ready = format!("http://{}:{listener_port}/ready", wiring::LOCAL_HOST);
+    eventually("the listener's consumer", START, || async {
+        http.get(&ready).send().await.ok().filter(|answer| answer.status().is_success())
+    })
+    .await;
+
+    let name = testing::unique_name("traced-event");
+    let answer = http
+        .post(format!("http://{}:{broker_port}/handle", wiring::LOCAL_HOST))
+        .header("traceparent", caller_traceparent())
+        .json(&json!({"action": "event", "log": {"name": name, "data": "one trace"}}))
+        .send()
+        .await
+        .expect("the broker answers");
+    let answer = Answer::read(answer).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let timing = answer.header("server-timing").expect("a Server-Timing header").to_owned();
+    assert!(timing.contains("event;dur="), "the publish hop is named: {timing}");
+
+    let entry = eventually("the stored entry", Duration::from_secs(30), || async {
+        testing::stored_logs(&mongo.database().await, mongodb::bson::doc! { "name": &name }).await.pop()
+    })
+    .await;
+    assert_eq!(entry.get_str("trace_id"), Ok(CALLER_TRACE_ID), "{entry}");
+    for (what, server, message) in
+        [("broker", &broker, "event published"), ("listener", &listener, "stored"), ("logger", &logger, "entry stored")]
+    {
+        let lines = eventually(&format!("the {what}'s line in the trace"), Duration::from_secs(10), || async {
+            let lines = lines_in_trace(&server.output(), CALLER_TRACE_ID);
+            lines.iter().any(|line| line["message"] == message).then_some(lines)
+        })
+        .await;
+        assert!(!lines.is_empty(), "{what}: {lines:?}");
+    }
+    // The processes first: a listener would declare its queue again.
+    drop((broker, listener, logger));
+    testing::delete_topology(&exchange, &queue).await;
 }

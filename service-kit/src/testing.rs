@@ -46,6 +46,8 @@ pub use metrics::{Scrape, assert_promtool_passes, scrape};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{ChildServer, ScratchDir};
 pub use proxy::Proxy;
+#[cfg(feature = "amqp")]
+pub use rabbit::delete_topology;
 pub use rabbit::{TEST_RABBITMQCTL, close_rabbit_connections};
 pub use rabbit_cluster::{RabbitCluster, TEST_RABBITMQ_SBIN};
 pub use raw::{RawAnswer, assert_short_body_refused, assert_unread_short_body_answered_at_once, send_raw, short_body};

@@ -44,3 +44,15 @@ pub async fn close_rabbit_connections(name: &str) -> usize {
     .await
     .expect("the rabbitmqctl task")
 }
+
+/// Deletes a test's exchange and queue (and its dead-letter pair) on the machine's RabbitMQ:
+/// what a test whose processes declared them leaves behind otherwise (with feature `amqp`).
+#[cfg(feature = "amqp")]
+pub async fn delete_topology(exchange: &str, queue: &str) {
+    let connection = lapin::Connection::connect(crate::wiring::RABBIT_URL, crate::amqp::connection_properties("test"))
+        .await
+        .expect("connect to RabbitMQ");
+    let channel = connection.create_channel().await.expect("a channel");
+    crate::amqp::Topology::new(exchange, queue).delete(&channel).await.expect("delete the test topology");
+    let _ = connection.close(0, "done".into()).await;
+}

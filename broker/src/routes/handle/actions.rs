@@ -128,6 +128,7 @@ pub async fn event(
 ) -> Result<HttpResponse, HandleError> {
     let event = LogEvent::new(payload, sub);
     publish(&downstreams.breakers.rabbit, "event", downstreams.events.publish(&event)).await?;
+    tracing::debug!(event_id = %event.id, "event published");
     Ok(envelope(StatusCode::ACCEPTED, &Envelope::ok("logged via RabbitMQ")))
 }
 
