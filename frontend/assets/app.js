@@ -178,7 +178,9 @@
       bar.setAttribute("aria-hidden", "true");
       const fill = element("span", null, "hop-fill");
       // Set through the CSSOM, which the page's CSP (no inline style) allows.
-      const share = hop.dur !== null && total > 0 ? Math.min(100, (hop.dur / total) * 100) : 0;
+      // The total is the whole bar, also when it rounds to 0.0 ms (`POST /` in a release build).
+      const share = hop.name === "total" ? 100
+        : hop.dur !== null && total > 0 ? Math.min(100, (hop.dur / total) * 100) : 0;
       fill.style.width = `${share}%`;
       bar.append(fill);
       row.append(
