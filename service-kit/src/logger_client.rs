@@ -114,6 +114,11 @@ struct Inner {
     connection: Mutex<Option<Connection>>,
     /// Numbers connections, so that a failed call only discards the connection it used.
     generation: AtomicU64,
+    /// tarpc's context without a trace, made once; each call sets its deadline. tarpc's client
+    /// takes the trace from its own span and only falls back to a child of this one without
+    /// OpenTelemetry, as it did of `context::current()`'s, which is then this same empty
+    /// trace. `context::current()` per call looked the current span up for nothing.
+    context: context::Context,
 }
 
 /// One live connection: the stub every clone sends through, and the task driving it.
@@ -146,6 +151,7 @@ impl LoggerRpc {
                 timeout,
                 connection: Mutex::new(None),
                 generation: AtomicU64::new(0),
+                context: tracing::dispatcher::with_default(&tracing::Dispatch::none(), context::current),
             }),
         }
     }
@@ -185,7 +191,7 @@ impl LoggerRpc {
         let deadline = Instant::now() + timeout;
         let attempt = async {
             let (generation, client) = self.connection().await?;
-            let mut ctx = context::current();
+            let mut ctx = self.inner.context;
             ctx.deadline = deadline;
             match rpc(client, ctx).await {
                 Ok(Ok(value)) => Ok(value),
