@@ -71,7 +71,7 @@ impl LogService {
 
     /// Stores one entry and returns its id; for an event id already stored, that entry's id.
     /// `deadline`: when the caller stops waiting (none: the store's operation timeout from now).
-    #[tracing::instrument(name = "write_log", skip_all, fields(name = %entry.name, event_id = ?entry.event_id))]
+    #[tracing::instrument(name = "write_log", skip_all, fields(name = entry.name.as_str(), event_id = ?entry.event_id))]
     pub async fn write(&self, entry: LogEntry, deadline: Option<Instant>) -> Result<String, LogError> {
         entry.validate()?;
         let writer = if entry.event_id.is_some() { &self.queued } else { &self.interactive };

@@ -11,15 +11,19 @@
 #   TOP=40 bash project/bench/profile.sh    # more functions per profile
 #   BIN_DIR=dir bash project/bench/profile.sh   # binaries of another build (broker, logger, echo),
 #                                           # e.g. a copy taken before a change; builds nothing
+#   OUT=dir PORT_BASE=18490 MONGO_DB=name bash project/bench/profile.sh
+#                                           # another output dir, ports and database, so that two
+#                                           # runs on one machine do not collide
 #
 # Prints instructions per request of each process and its costliest functions (inclusive);
-# the profiles stay in .local/profile/ for `callgrind_annotate` or kcachegrind. Release builds,
-# default settings (`RUST_LOG=info`, JSON lines), on ports 18390-18393 and the MongoDB database
-# bench_profile of the machine's wire server (`bash project/infra.sh up`).
+# the profiles stay in $OUT (.local/profile/) for `callgrind_annotate` or kcachegrind. Release builds,
+# default settings (`RUST_LOG=info`, JSON lines), on ports $PORT_BASE (18390) to +3 and the MongoDB
+# database $MONGO_DB (bench_profile) of the machine's wire server (`bash project/infra.sh up`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-N=${N:-2000} TOP=${TOP:-25}
+N=${N:-2000} TOP=${TOP:-25} PORT_BASE=${PORT_BASE:-18390} MONGO_DB=${MONGO_DB:-bench_profile}
+echo_port=$PORT_BASE broker_port=$((PORT_BASE + 1)) logger_port=$((PORT_BASE + 2)) rpc_port=$((PORT_BASE + 3))
 command -v valgrind >/dev/null 2>&1 || { echo "[profile] valgrind not found: apt-get install valgrind" >&2; exit 1; }
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -n "${BIN_DIR:-}" ]; then
@@ -30,7 +34,7 @@ else
   bin=$target/release echo_bin=$target/release/examples/echo
 fi
 
-out=.local/profile
+out=${OUT:-.local/profile}
 rm -rf "$out" && mkdir -p "$out"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -78,28 +82,28 @@ report() { # name pid
   callgrind_annotate --inclusive=yes "$file" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p"
 }
 
-grind echo -- "$echo_bin" 18390
-grind logger PORT=18392 RPC_PORT=18393 MONGO_DB=bench_profile -- "$bin/logger"
-grind broker PORT=18391 LOGGER_RPC_ADDR=127.0.0.1:18393 AUTH_URL=http://127.0.0.1:9 MAILER_URL=http://127.0.0.1:9 \
+grind echo -- "$echo_bin" $echo_port
+grind logger PORT=$logger_port RPC_PORT=$rpc_port MONGO_DB="$MONGO_DB" -- "$bin/logger"
+grind broker PORT=$broker_port LOGGER_RPC_ADDR=127.0.0.1:$rpc_port AUTH_URL=http://127.0.0.1:9 MAILER_URL=http://127.0.0.1:9 \
   RATE_LIMITS=off -- "$bin/broker"
-wait_answer POST http://127.0.0.1:18390/
-wait_answer GET http://127.0.0.1:18392/ready
-wait_answer POST http://127.0.0.1:18391/
-echo_pid=$(listening 18390) logger_pid=$(listening 18392) broker_pid=$(listening 18391)
+wait_answer POST http://127.0.0.1:$echo_port/
+wait_answer GET http://127.0.0.1:$logger_port/ready
+wait_answer POST http://127.0.0.1:$broker_port/
+echo_pid=$(listening $echo_port) logger_pid=$(listening $logger_port) broker_pid=$(listening $broker_port)
 log='{"action":"log","log":{"name":"profile","data":"load test"}}'
 # Warm up (connections, pools, first-use initialisation), then count.
-send http://127.0.0.1:18391/handle "$log"
+send http://127.0.0.1:$broker_port/handle "$log"
 
 for pid in "$echo_pid" "$broker_pid"; do zero "$pid"; done
-send http://127.0.0.1:18390/ ''
-send http://127.0.0.1:18391/ ''
+send http://127.0.0.1:$echo_port/ ''
+send http://127.0.0.1:$broker_port/ ''
 for pid in "$echo_pid" "$broker_pid"; do dump "$pid"; done
 report echo "$echo_pid"
 report broker "$broker_pid"
 mv "$(ls -t "$out"/broker."$broker_pid".* | head -1)" "$out/broker-root.callgrind"
 
 for pid in "$broker_pid" "$logger_pid"; do zero "$pid"; done
-send http://127.0.0.1:18391/handle "$log"
+send http://127.0.0.1:$broker_port/handle "$log"
 for pid in "$broker_pid" "$logger_pid"; do dump "$pid"; done
 report broker "$broker_pid"
 report logger "$logger_pid"
