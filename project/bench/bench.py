@@ -565,16 +565,17 @@ def report(rows, args, load_before, load_after, started_at):
     ])
 
 
-def write_benchmarks(text):
+def write_section(name, text):
+    """Replaces what stands between `<!-- name:begin -->` and `<!-- name:end -->` in BENCHMARKS.md."""
     path = ROOT / "project" / "BENCHMARKS.md"
     content = path.read_text()
-    begin, end = "<!-- whole-system:begin -->", "<!-- whole-system:end -->"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in content or end not in content:
-        raise Failure(f"{path} lacks the markers {begin} and {end} of the whole-system section")
+        raise Failure(f"{path} lacks the markers {begin} and {end} of the {name} section")
     head, rest = content.split(begin, 1)
     _, tail_text = rest.split(end, 1)
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail_text}")
-    log(f"wrote the whole-system section of {path.relative_to(ROOT)}")
+    log(f"wrote the {name} section of {path.relative_to(ROOT)}")
 
 
 def main():
@@ -663,7 +664,7 @@ def main():
     if args.quick:
         log("quick run: every path answered without errors" if not failed else "quick run FAILED")
     elif not args.no_write:
-        write_benchmarks(text)
+        write_section("whole-system", text)
     return 1 if failed else 0
 
 

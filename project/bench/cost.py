@@ -108,18 +108,6 @@ def report(totals, args, started_at, load_before, load_after):
     return "\n".join(lines)
 
 
-def write(text):
-    path = ROOT / "project" / "BENCHMARKS.md"
-    content = path.read_text()
-    begin, end = "<!-- cost:begin -->", "<!-- cost:end -->"
-    if begin not in content or end not in content:
-        raise Failure(f"{path} lacks the markers {begin} and {end}")
-    head, rest = content.split(begin, 1)
-    _, tail_text = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{text}\n{end}{tail_text}")
-    log(f"wrote the cost section of {path.relative_to(ROOT)}")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin-dir", required=True)
@@ -168,7 +156,7 @@ def main():
     text = report(totals, args, started_at, load_before, os.getloadavg())
     print("\n" + text + "\n")
     if not args.no_write:
-        write(text)
+        bench.write_section("cost", text)
     return 0
 
 
