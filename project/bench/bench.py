@@ -578,6 +578,16 @@ def write_section(name, text):
     log(f"wrote the {name} section of {path.relative_to(ROOT)}")
 
 
+def start_run(name):
+    """An empty .local/<name> for the services' logs, the start time and load, and the processes
+    to start; a signal ends the run through the caller's `finally`, which stops them."""
+    log_dir = ROOT / ".local" / name
+    subprocess.run(["rm", "-rf", str(log_dir)], check=True)
+    log_dir.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return log_dir, datetime.datetime.now(datetime.timezone.utc), os.getloadavg(), Processes(log_dir)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -597,14 +607,7 @@ def main():
     events = args.events or (300 if args.quick else 20_000)
     entries = args.entries or (2_000 if args.quick else 20_000)
 
-    log_dir = ROOT / ".local" / "bench"
-    subprocess.run(["rm", "-rf", str(log_dir)], check=True)
-    log_dir.mkdir(parents=True)
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    load_before = os.getloadavg()
-    processes = Processes(log_dir)
-    # A signal ends the run through the finally below, which stops what it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    log_dir, started_at, load_before, processes = start_run("bench")
     rows = []
     try:
         log(f"servers: PostgreSQL database {POSTGRES_DB}, RabbitMQ queues {QUEUE} and {MAIL_QUEUE}, "

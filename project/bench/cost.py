@@ -11,16 +11,13 @@ with a database of its own; MongoDB's CPU is not counted (it is the same work in
 """
 
 import argparse
-import datetime
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (the whole-system driver: processes, wrk, CPU readings)
-from bench import HOST, ROOT, Failure, Processes, cpu_of, log, wait_ready, wrk  # noqa: E402
+from bench import HOST, ROOT, Failure, cpu_of, log, wait_ready, wrk  # noqa: E402
 
 # Ports of their own: not the whole-system run's 18280-18289.
 ECHO_PORT = 18300
@@ -127,13 +124,7 @@ def main():
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    log_dir = ROOT / ".local" / "bench-cost"
-    subprocess.run(["rm", "-rf", str(log_dir)], check=True)
-    log_dir.mkdir(parents=True)
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    load_before = os.getloadavg()
-    processes = Processes(log_dir)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    log_dir, started_at, load_before, processes = bench.start_run("bench-cost")
     log_body = bench.body("log", "log", bench.LOG)
     totals = {}
 
