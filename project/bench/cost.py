@@ -29,6 +29,9 @@ SETTINGS = [
 ]
 
 
+DATABASES = [f"bench_cost_{index}" for index in range(len(SETTINGS))]
+
+
 def ports(index):
     base = 18310 + 10 * index
     return {"broker": base, "logger": base + 1, "logger_rpc": base + 2}
@@ -41,7 +44,7 @@ def start(processes, args):
         p = ports(index)
         processes.start(f"logger{index}", [f"{args.bin_dir}/logger"], {
             **common, **env, "PORT": str(p["logger"]), "RPC_PORT": str(p["logger_rpc"]),
-            "MONGO_DB": f"bench_cost_{index}",
+            "MONGO_DB": DATABASES[index],
         })
         # The downstreams it does not use point at closed ports: no request here reaches them.
         processes.start(f"broker{index}", [f"{args.bin_dir}/broker"], {
@@ -116,6 +119,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--echo", required=True)
+    parser.add_argument("--probe", required=True, help="logger/examples/insert_many: drops the databases")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", default="5s")
     parser.add_argument("--clients", type=int, default=64)
@@ -153,6 +157,8 @@ def main():
         return 1
     finally:
         processes.stop_all()
+        # Tens of thousands of entries a database: not left to weigh on the shared server.
+        bench.run_quiet([args.probe, "drop", *DATABASES], timeout=60)
     text = report(totals, args, started_at, load_before, os.getloadavg())
     print("\n" + text + "\n")
     if not args.no_write:

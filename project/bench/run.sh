@@ -57,7 +57,8 @@ fi
 if [ "$cost" -eq 1 ]; then
   args=()
   for arg in "$@"; do [ "$arg" = --cost ] || args+=("$arg"); done
-  exec python3 project/bench/cost.py --bin-dir "$target/release" --echo "$target/release/examples/echo" "${args[@]}"
+  exec python3 project/bench/cost.py --bin-dir "$target/release" --echo "$target/release/examples/echo" \
+    --probe "$target/release/examples/insert_many" "${args[@]}"
 fi
 exec python3 project/bench/bench.py --bin-dir "$target/release" \
   --echo "$target/$dir/examples/echo" --probe "$target/$dir/examples/insert_many" "$@"
